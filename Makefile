@@ -1,0 +1,64 @@
+# graphprobe: build, run and test.
+#
+#   make run     build, probe this host and show a dry-run selection
+#   make test    install what the tests need (Debian packages), run every test
+#   make bench   print the benchmark figures quoted in the README
+#   make matrix  run every fixture host and compare with its golden output
+
+SHELL      := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO         ?= go
+BIN        := bin/graphprobe
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS    := -s -w -X github.com/graphprobe/graphprobe/internal/buildinfo.Version=$(VERSION) \
+              -X github.com/graphprobe/graphprobe/internal/buildinfo.Commit=$(COMMIT)
+GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+# Debian packages the tests drive: filesystems to make, fuse-overlayfs to
+# mount, kmod for modprobe/modinfo.
+TEST_DEBS  := xfsprogs btrfs-progs fuse-overlayfs fuse3 kmod e2fsprogs
+FUZZTIME   ?= 10s
+
+.PHONY: all build run test test-go deps bench matrix fuzz vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/graphprobe
+
+run: build
+	$(BIN) probe
+	$(BIN) select --dry-run
+
+# Install the Debian packages the tests need, only when one is missing.
+deps:
+	@missing=""; for p in $(TEST_DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: deps vet test-go
+
+vet:
+	$(GO) vet ./...
+
+test-go:
+	$(GO) test -count=1 -timeout 30m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./probe/ ./drivers/... ./selector/...
+
+matrix: build
+	$(GO) test -count=1 -run 'TestFixtureMatrix' ./cmd/graphprobe/...
+
+fuzz:
+	@for pkg_target in $$($(GO) test -list 'Fuzz.*' ./... 2>/dev/null | awk '/^Fuzz/ {print t" "$$1} /^ok/ {t=$$2}'); do :; done
+	./scripts/fuzz-all.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin dist

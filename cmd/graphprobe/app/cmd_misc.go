@@ -1,0 +1,100 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/internal/buildinfo"
+)
+
+func versionCommand() *command {
+	return &command{name: "version", summary: "print the program's version", usage: `Usage: graphprobe version [--format text|json|yaml]
+
+Print graphprobe's version, the commit it was built from and the Go version.
+
+Examples:
+  graphprobe version
+  graphprobe version --format json
+`, run: func(ctx context.Context, e *env, args []string) error {
+		fs := newFlagSet("version")
+		format := newEnum(fs.FlagSet, "format", "text", "", "text", "json", "yaml")
+		pos, err := fs.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := noPositional("version", pos); err != nil {
+			return err
+		}
+		bi := buildinfo.Get()
+		doc := struct {
+			SchemaVersion int `json:"schemaVersion"`
+			buildinfo.Info
+		}{1, bi}
+		return writeDoc(e.stdout, *format, doc, func(w io.Writer, s *style) {
+			fmt.Fprintf(w, "graphprobe %s (commit %s, %s)\n", bi.Version, bi.Commit, bi.GoVersion)
+		})
+	}}
+}
+
+func driversCommand() *command {
+	return &command{name: "drivers", summary: "list the known drivers, their requirements and Docker releases", usage: `Usage: graphprobe drivers [--format text|json|yaml]
+
+List every storage driver Docker has shipped on Linux: what it needs, which
+filesystems it refuses, which Docker releases ship it, its containerd
+snapshotter, and whether graphprobe can initialise and benchmark it.
+
+Examples:
+  graphprobe drivers
+  graphprobe drivers --format json | jq -r '.drivers[] | select(.removedIn == "") | .name'
+`, run: func(ctx context.Context, e *env, args []string) error {
+		fs := newFlagSet("drivers")
+		format := newEnum(fs.FlagSet, "format", "text", "", "text", "json", "yaml")
+		pos, err := fs.parse(args)
+		if err != nil {
+			return err
+		}
+		if err := noPositional("drivers", pos); err != nil {
+			return err
+		}
+		all := drivers.All()
+		doc := struct {
+			SchemaVersion int            `json:"schemaVersion"`
+			Drivers       []drivers.Info `json:"drivers"`
+		}{1, all}
+		return writeDoc(e.stdout, *format, doc, func(w io.Writer, s *style) {
+			fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", s.bold("DRIVER"), s.bold("DOCKER"), s.bold("KERNEL"), s.bold("SNAPSHOTTER"), s.bold("NEEDS"))
+			for _, d := range all {
+				ship := d.AddedIn + "+"
+				if d.RemovedIn != "" {
+					ship = d.AddedIn + "–" + prevRelease(d.RemovedIn)
+				}
+				k := d.MinKernel
+				if k == "" {
+					k = "-"
+				}
+				needs := d.Requires
+				if len(d.RefusedBackingFS) > 0 {
+					needs += "; refuses " + strings.Join(d.RefusedBackingFS, ", ")
+				}
+				if !d.Implemented {
+					needs += s.dim(" [graphprobe cannot benchmark it]")
+				}
+				fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", d.Name, ship, k, d.Snapshotter, needs)
+			}
+		})
+	}}
+}
+
+// prevRelease names the last release before removal ("24.0" -> "23.0").
+func prevRelease(removed string) string {
+	switch removed {
+	case "24.0":
+		return "23.0"
+	case "25.0":
+		return "24.0"
+	}
+	return "<" + removed
+}

@@ -1,0 +1,161 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+	"gopkg.in/yaml.v3"
+)
+
+// writeDoc prints a document in the chosen format. Rendering is a pure
+// function of the value: text goes through textFn.
+func writeDoc(w io.Writer, format string, doc any, textFn func(io.Writer, *style)) error {
+	switch format {
+	case "json":
+		b, err := marshalJSON(doc)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	case "yaml":
+		b, err := marshalJSON(doc)
+		if err != nil {
+			return err
+		}
+		y, err := jsonToYAML(b)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(y)
+		return err
+	default:
+		var buf bytes.Buffer
+		textFn(&buf, newStyle(w))
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+}
+
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode json: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// jsonToYAML converts a JSON document to YAML keeping the key order, so
+// that the YAML tree is the JSON tree.
+func jsonToYAML(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	node, err := jsonNode(dec)
+	if err != nil {
+		return nil, fmt.Errorf("convert to yaml: %w", err)
+	}
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(node); err != nil {
+		return nil, fmt.Errorf("encode yaml: %w", err)
+	}
+	enc.Close()
+	return out.Bytes(), nil
+}
+
+func jsonNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				key, _ := kt.(string)
+				v, err := jsonNode(dec)
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+			}
+			_, err := dec.Token()
+			return n, err
+		case '[':
+			n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			for dec.More() {
+				v, err := jsonNode(dec)
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, v)
+			}
+			_, err := dec.Token()
+			if len(n.Content) == 0 {
+				n.Style = yaml.FlowStyle
+			}
+			return n, err
+		}
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}, nil
+	case json.Number:
+		tag := "!!int"
+		if _, err := strconv.ParseInt(t.String(), 10, 64); err != nil {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: t.String()}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	}
+	return nil, fmt.Errorf("unexpected json token %v", tok)
+}
+
+// style colours text output on a terminal, and not when piped or when
+// NO_COLOR is set.
+type style struct{ color bool }
+
+func newStyle(w io.Writer) *style {
+	s := &style{}
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return s
+	}
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		s.color = true
+	}
+	return s
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func (s *style) wrap(code, text string) string {
+	if !s.color {
+		return text
+	}
+	return "\x1b[" + code + "m" + text + "\x1b[0m"
+}
+
+func (s *style) bold(t string) string   { return s.wrap("1", t) }
+func (s *style) green(t string) string  { return s.wrap("32", t) }
+func (s *style) red(t string) string    { return s.wrap("31", t) }
+func (s *style) yellow(t string) string { return s.wrap("33", t) }
+func (s *style) dim(t string) string    { return s.wrap("2", t) }

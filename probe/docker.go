@@ -1,0 +1,140 @@
+package probe
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+)
+
+var dockerVersionRE = regexp.MustCompile(`(?i)^Docker version ([0-9]+)\.([0-9]+)(?:\.([0-9]+))?`)
+
+// ParseDockerVersion reads `dockerd --version` ("Docker version
+// 20.10.24+dfsg1, build 5d6db84", "Docker version 17.03.2-ce, build f5ec1e2")
+// and returns the numeric version ("20.10.24").
+func ParseDockerVersion(out string) (string, error) {
+	line := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	m := dockerVersionRE.FindStringSubmatch(line)
+	if m == nil {
+		return "", fmt.Errorf("parse docker version: unexpected output %q", truncate(line, 80))
+	}
+	patch := m[3]
+	if patch == "" {
+		patch = "0"
+	}
+	return strings.Join([]string{trimZeros(m[1]), twoDigits(m[2]), trimZeros(patch)}, "."), nil
+}
+
+func trimZeros(s string) string {
+	t := strings.TrimLeft(s, "0")
+	if t == "" {
+		return "0"
+	}
+	return t
+}
+
+// twoDigits keeps Docker's zero-padded months ("17.03", "17.09").
+func twoDigits(s string) string {
+	s = trimZeros(s)
+	if len(s) == 1 {
+		return "0" + s
+	}
+	return s
+}
+
+func defaultExec(ctx context.Context, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	return cmd.CombinedOutput()
+}
+
+func (p *prober) readDocker() {
+	d := &p.r.Docker
+	if !p.h.Live() {
+		if bin, ok := p.h.LookPath("dockerd"); ok {
+			d.Binary = bin
+		}
+		if p.capture != nil {
+			d.Version = p.capture.Docker.Version
+			d.VersionOutput = p.capture.Docker.VersionOutput
+		}
+		return
+	}
+	d.Rootless = p.euid() != 0
+	if bin, err := exec.LookPath("dockerd"); err == nil {
+		d.Binary = bin
+		out, err := p.opts.Exec(p.ctx, bin, "--version")
+		if err != nil {
+			p.warn("%s --version: %v", bin, err)
+		} else {
+			d.VersionOutput = strings.TrimSpace(string(out))
+			if v, err := ParseDockerVersion(string(out)); err != nil {
+				p.warn("%v", err)
+			} else {
+				d.Version = v
+			}
+		}
+	}
+	sock := p.opts.DockerSocket
+	if sock == "" {
+		sock = "/var/run/docker.sock"
+		if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+			sock = strings.TrimPrefix(h, "unix://")
+		}
+	}
+	d.Socket = sock
+	d.Running = pingDocker(sock, 500*time.Millisecond) == nil
+}
+
+// pingDocker asks the daemon's /_ping over its unix socket.
+func pingDocker(sock string, timeout time.Duration) error {
+	conn, err := net.DialTimeout("unix", sock, timeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write([]byte("GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")); err != nil {
+		return err
+	}
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(status, "HTTP/1.") || !strings.Contains(status, " 200") {
+		return errors.New("unexpected answer: " + strings.TrimSpace(status))
+	}
+	return nil
+}
+
+// loadModules runs modprobe for the storage modules that are loadable but
+// not loaded, as dockerd would at start. Only with --load-modules.
+func (p *prober) loadModules() {
+	loaded := false
+	for _, m := range []struct{ module, fs, config string }{
+		{"overlay", "overlay", "CONFIG_OVERLAY_FS"},
+		{"aufs", "aufs", "CONFIG_AUFS_FS"},
+	} {
+		if st, _ := p.mods.state(m.module, m.fs, m.config); st != ModuleLoadable {
+			continue
+		}
+		if out, err := p.opts.Exec(p.ctx, "modprobe", m.module); err != nil {
+			p.warn("modprobe %s: %v: %s", m.module, err, strings.TrimSpace(string(out)))
+			continue
+		}
+		loaded = true
+	}
+	if loaded {
+		cfg := p.mods.config
+		p.readModules()
+		p.mods.config = cfg
+	}
+}

@@ -1,0 +1,327 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// overlayFeature is one row of the overlay probes: a kernel feature, the
+// kernel that brought it, and how to tell without a test mount.
+type overlayFeature struct {
+	name      string
+	minKernel string
+	// param is the /sys/module/overlay/parameters file that exists on
+	// kernels with the feature.
+	param string
+	// backport reports vendor kernels that carry the feature below
+	// minKernel; backportNote says which.
+	backport     func(KernelVersion) bool
+	backportNote string
+	hint         string
+}
+
+// overlayFeatures are the overlay probes, in the order they are reported.
+// Each cites the kernel change that introduced it.
+var overlayFeatures = []overlayFeature{
+	// "ovl: support multiple lower layers" (Linux 4.0, commit a78d9f0d5d5c).
+	// overlay2 stacks image layers as lowers; without this only the
+	// overlay (v1) driver works.
+	{
+		name: FactMultiLowerdir, minKernel: "4.0",
+		backport:     KernelVersion.BackportsMultiLowerdir,
+		backportNote: "RHEL/CentOS 7.3 and later (3.10.0-514+) backport multiple lower layers",
+		hint:         "upgrade the kernel to 4.0 or later (RHEL/CentOS: 7.3 or later), or use the overlay driver",
+	},
+	// "ovl: don't copy up opaqueness" (Linux 4.8); redirect_dir (4.10) and
+	// metacopy (4.19) switched on by default make Docker fall back to the
+	// naive diff, which is correct but slower on commit and push.
+	{
+		name: FactNativeDiff, minKernel: "4.8",
+		hint: "native diff only speeds up docker commit/push; to get it, disable redirect_dir and metacopy by default (overlay.redirect_dir=N overlay.metacopy=N on the kernel command line)",
+	},
+	// "ovl: redirect on rename-dir" (Linux 4.10): renaming a merged
+	// directory without EXDEV.
+	{name: FactRedirectDir, minKernel: "4.10", param: "redirect_dir"},
+	// "ovl: introduce the inodes index dir feature" (Linux 4.13). Docker
+	// and containerd mount with index=off when the parameter exists.
+	{name: FactIndex, minKernel: "4.13", param: "index"},
+	// "ovl: Add an mechanism to do metadata-only copy up" (Linux 4.19).
+	{name: FactMetacopy, minKernel: "4.19", param: "metacopy"},
+	// "ovl: provide a mount option "volatile"" (Linux 5.10).
+	{name: FactVolatile, minKernel: "5.10"},
+	// "ovl: user xattr" (Linux 5.11): overlay in user namespaces, which
+	// rootless Docker needs for kernel overlay.
+	{name: FactUserxattr, minKernel: "5.11", hint: "rootless Docker needs kernel 5.11 for overlay2; otherwise it uses fuse-overlayfs"},
+	// "ovl: add support for appending lowerdirs one by one" (Linux 6.8):
+	// lowerdir+ through fsconfig(2) has no page-size limit on the stack.
+	{name: FactLowerdirPlus, minKernel: "6.8"},
+}
+
+func (p *prober) versionAtLeast(min string) *bool {
+	if !p.kvOK || min == "" {
+		return nil
+	}
+	return Bool(p.kv.AtLeast(min))
+}
+
+// applyLive takes a live test's verdict into f. It returns false when no
+// live result exists for the fact.
+func (p *prober) applyLive(f *Fact, name string) bool {
+	if p.live == nil {
+		return false
+	}
+	if p.live.results == nil {
+		if p.live.skip == "mount test needs root" {
+			f.Method = MethodMountTest
+			f.Supported = nil
+			f.Detail = "mount test needs root" + p.versionSays(f)
+			return true
+		}
+		return false
+	}
+	err, ok := p.live.results[name]
+	if !ok {
+		return false
+	}
+	f.Method = MethodMountTest
+	fsName := p.r.DataRoot.Filesystem
+	switch {
+	case err == nil:
+		f.Supported = Bool(true)
+		f.Detail = "a test mount succeeded"
+	case errors.Is(err, ErrNotSupported):
+		f.Supported = Bool(false)
+		f.Detail = "a test mount failed: " + errString(err)
+		if t, ok := p.live.tmpfs[name]; ok {
+			if t == nil {
+				f.Detail += fmt.Sprintf("; the same test succeeds on tmpfs, so the kernel has it but the data-root's filesystem (%s) does not support it", fsName)
+			} else {
+				f.Detail += "; it fails on tmpfs too"
+			}
+		}
+	case errors.Is(err, errNeedsRoot):
+		f.Supported = nil
+		f.Detail = "mount test needs root: " + err.Error()
+	default:
+		f.Supported = nil
+		f.Detail = "the test mount was inconclusive: " + err.Error()
+	}
+	if p.live.where != "" {
+		f.Detail += "; tested on " + p.live.where
+	} else if fsName != "" {
+		f.Detail += fmt.Sprintf(" (on the data-root's filesystem, %s)", fsName)
+	}
+	p.noteDisagreement(f)
+	return true
+}
+
+// applyCaptured takes a live result stored with a captured host.
+func (p *prober) applyCaptured(f *Fact, name string) bool {
+	if p.capture == nil {
+		return false
+	}
+	c, ok := p.capture.Facts[name]
+	if !ok || (c.Method != MethodMountTest && c.Method != MethodCaptured) {
+		return false
+	}
+	f.Method = MethodCaptured
+	f.Supported = c.Supported
+	f.Detail = "captured live result: " + c.Detail
+	if c.Hint != "" && f.Hint == "" {
+		f.Hint = c.Hint
+	}
+	p.noteDisagreement(f)
+	return true
+}
+
+func (p *prober) versionSays(f *Fact) string {
+	switch {
+	case f.Version == nil:
+		return ""
+	case *f.Version:
+		return fmt.Sprintf("; the kernel version (%s) says yes", p.kv)
+	default:
+		return fmt.Sprintf("; the kernel version (%s) says no (needs %s)", p.kv, f.MinKernel)
+	}
+}
+
+// noteDisagreement says so when the version and the verdict differ: that is
+// exactly what users need to see (vendor backports, WSL1, nested overlay).
+func (p *prober) noteDisagreement(f *Fact) {
+	if f.Version == nil || f.Supported == nil || *f.Version == *f.Supported {
+		return
+	}
+	if *f.Supported {
+		f.Detail += fmt.Sprintf("; the kernel version %s alone says no (needs %s), but the %s wins: this kernel carries the feature", p.kv, f.MinKernel, methodNoun(f.Method))
+	} else {
+		f.Detail += fmt.Sprintf("; the kernel version %s alone says yes, but the %s wins", p.kv, methodNoun(f.Method))
+	}
+}
+
+func methodNoun(m Method) string {
+	switch m {
+	case MethodMountTest:
+		return "test"
+	case MethodCaptured:
+		return "captured test"
+	case MethodFile:
+		return "host's files"
+	}
+	return "evidence"
+}
+
+func (p *prober) overlayFacts() {
+	ov := p.overlayFact()
+	p.r.Facts[FactOverlay] = ov
+	for _, feat := range overlayFeatures {
+		p.r.Facts[feat.name] = p.overlayFeatureFact(feat, ov)
+	}
+}
+
+func (p *prober) overlayFact() Fact {
+	f := Fact{MinKernel: "3.18", Version: p.versionAtLeast("3.18")}
+	state, evidence := p.mods.state("overlay", "overlay", "CONFIG_OVERLAY_FS")
+	f.Module = state
+	f.Hint = "use a kernel with overlay (3.18 or later, CONFIG_OVERLAY_FS); without it only vfs (slow) works"
+	switch {
+	case p.mods.fs == nil && state == ModuleUnknown:
+		f.Method, f.Supported = MethodVersion, f.Version
+		f.Detail = "/proc/filesystems unreadable; decided by the kernel version"
+	case p.mods.fs["overlay"]:
+		f.Method, f.Supported = MethodFile, Bool(true)
+		f.Detail = "overlay is registered in /proc/filesystems (" + string(state) + ")"
+	case state.Available():
+		f.Method, f.Supported = MethodFile, Bool(true)
+		f.Detail = evidence + "; dockerd loads it at start"
+	default:
+		f.Method, f.Supported = MethodFile, Bool(false)
+		f.Detail = "overlay is not in /proc/filesystems and " + evidence
+		if p.mods.fs["overlayfs"] {
+			f.Detail += "; the kernel has only Ubuntu's older \"overlayfs\" patch, which Docker's overlay drivers cannot use"
+		}
+		if p.kvOK && p.kv.WSL == 1 {
+			f.Detail += "; this is WSL1, which emulates Linux and has no overlay filesystem"
+			f.Hint = "use WSL2 (wsl --set-version <distro> 2), which runs a real kernel with overlay"
+		}
+	}
+	if f.Supported == nil || *f.Supported {
+		// A live test refines "the kernel has it" into "it works here".
+		if !p.applyLive(&f, FactOverlay) {
+			p.applyCaptured(&f, FactOverlay)
+		}
+	}
+	p.noteDisagreementOnce(&f)
+	if f.Yes() {
+		f.Hint = ""
+	}
+	return f
+}
+
+// noteDisagreementOnce adds the version note unless applyLive/applyCaptured
+// already did.
+func (p *prober) noteDisagreementOnce(f *Fact) {
+	if f.Method == MethodMountTest || f.Method == MethodCaptured {
+		return
+	}
+	p.noteDisagreement(f)
+}
+
+func (p *prober) overlayFeatureFact(feat overlayFeature, ov Fact) (f Fact) {
+	f = Fact{MinKernel: feat.minKernel, Version: p.versionAtLeast(feat.minKernel), Hint: feat.hint}
+	defer func() {
+		if f.Yes() {
+			f.Hint = ""
+		} else if f.Hint == "" {
+			f.Hint = fmt.Sprintf("needs kernel %s or later", feat.minKernel)
+		}
+	}()
+	if ov.No() {
+		f.Method, f.Supported = ov.Method, Bool(false)
+		f.Detail = "overlay is not available: " + ov.Detail
+		return f
+	}
+	if p.applyLive(&f, feat.name) || p.applyCaptured(&f, feat.name) {
+		return f
+	}
+	if p.h.Live() && p.live != nil && p.live.skip != "" {
+		defer func() { f.Detail += " (not tested: " + p.live.skip + ")" }()
+	}
+	if feat.name == FactNativeDiff {
+		p.inferNativeDiff(&f)
+		return f
+	}
+	// A parameter file proves the feature; a parameters dir without it
+	// proves a kernel that predates it.
+	if feat.param != "" && len(p.params) > 0 {
+		if _, ok := p.params[feat.param]; ok {
+			f.Method, f.Supported = MethodFile, Bool(true)
+			f.Detail = "/sys/module/overlay/parameters/" + feat.param + " exists"
+		} else {
+			f.Method, f.Supported = MethodFile, Bool(false)
+			f.Detail = "/sys/module/overlay/parameters has no " + feat.param
+		}
+		p.noteDisagreement(&f)
+		return f
+	}
+	if f.Version != nil && !*f.Version && feat.backport != nil && feat.backport(p.kv) {
+		f.Method, f.Supported = MethodInferred, Bool(true)
+		f.Detail = feat.backportNote
+		p.noteDisagreement(&f)
+		return f
+	}
+	f.Method, f.Supported = MethodVersion, f.Version
+	if f.Version == nil {
+		f.Detail = "kernel release unknown: " + p.r.Kernel.Error
+	} else {
+		f.Detail = fmt.Sprintf("kernel %s, threshold %s", p.kv, feat.minKernel)
+	}
+	return f
+}
+
+// inferNativeDiff decides native diff without a test: the kernel must be
+// 4.8 or later and neither redirect_dir nor metacopy on by default.
+func (p *prober) inferNativeDiff(f *Fact) {
+	f.Method = MethodInferred
+	if f.Version == nil {
+		f.Detail = "kernel release unknown: " + p.r.Kernel.Error
+		return
+	}
+	if !*f.Version {
+		f.Supported = Bool(false)
+		f.Detail = fmt.Sprintf("kernel %s copies up the opaque xattr (fixed in 4.8)", p.kv)
+		return
+	}
+	var why []string
+	unknown := false
+	for _, d := range []struct{ param, config string }{
+		{"redirect_dir", "CONFIG_OVERLAY_FS_REDIRECT_DIR"},
+		{"metacopy", "CONFIG_OVERLAY_FS_METACOPY"},
+	} {
+		if on := p.paramOn(d.param); on != nil {
+			if *on {
+				why = append(why, d.param+"=Y by default (module parameter)")
+			}
+			continue
+		}
+		switch p.mods.config.Tristate(d.config) {
+		case "y":
+			why = append(why, d.config+"=y")
+		case "unknown":
+			if len(p.params) == 0 && p.kv.AtLeast(map[string]string{"redirect_dir": "4.10", "metacopy": "4.19"}[d.param]) {
+				unknown = true
+			}
+		}
+	}
+	switch {
+	case len(why) > 0:
+		f.Supported = Bool(false)
+		f.Detail = "Docker uses the naive diff: " + strings.Join(why, ", ")
+	case unknown:
+		f.Supported = nil
+		f.Detail = "kernel 4.8 or later, but whether redirect_dir or metacopy is on by default is unknown (no overlay parameters or kernel config)"
+	default:
+		f.Supported = Bool(true)
+		f.Detail = "kernel 4.8 or later, redirect_dir and metacopy off by default"
+	}
+}

@@ -1,0 +1,165 @@
+package probe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// maxHostFile bounds what we read of any one host file: a kernel config is a
+// few hundred KiB and a gzip one far less; a 100 MiB junk file must not be
+// slurped.
+const maxHostFile = 8 << 20
+
+// Host reads the files of a host: the live one (prefix "/") or a captured
+// fixture tree. Paths are always given as on the host ("/proc/filesystems").
+type Host struct {
+	prefix string
+}
+
+// LiveHost reads the running system.
+func LiveHost() *Host { return &Host{prefix: "/"} }
+
+// FixtureHost reads a captured host tree rooted at dir.
+func FixtureHost(dir string) (*Host, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open fixture host %s: %w", dir, err)
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open fixture host: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("open fixture host %s: not a directory", dir)
+	}
+	return &Host{prefix: abs}, nil
+}
+
+// Live reports whether this is the running system.
+func (h *Host) Live() bool { return h.prefix == "/" }
+
+// Prefix is the directory standing for "/" ("/" when live).
+func (h *Host) Prefix() string { return h.prefix }
+
+// Path maps a host path into the tree. Fixture paths are confined to the
+// tree lexically here; ReadFile also refuses symlinks that leave it.
+func (h *Host) Path(p string) string {
+	if h.Live() {
+		return path.Clean("/" + p)
+	}
+	return filepath.Join(h.prefix, path.Clean("/"+p))
+}
+
+// ReadFile reads a host file of at most maxHostFile bytes. It refuses
+// anything but a regular file (a FIFO would block, a device would never end)
+// and, on a fixture, any path that resolves outside the tree.
+func (h *Host) ReadFile(p string) ([]byte, error) {
+	f, err := h.open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: not a regular file", p)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxHostFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if len(data) > maxHostFile {
+		return nil, fmt.Errorf("read %s: larger than %d MiB", p, maxHostFile>>20)
+	}
+	return data, nil
+}
+
+// ReadLine reads a one-line file such as /proc/sys/kernel/osrelease.
+func (h *Host) ReadLine(p string) (string, error) {
+	b, err := h.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return string(line), nil
+}
+
+// Exists reports whether p exists (any type, symlinks not followed at the end).
+func (h *Host) Exists(p string) bool {
+	_, err := h.Lstat(p)
+	return err == nil
+}
+
+// Lstat is os.Lstat on the mapped path, confined to the tree.
+func (h *Host) Lstat(p string) (fs.FileInfo, error) {
+	if !h.Live() {
+		if err := h.confined(p); err != nil {
+			return nil, err
+		}
+	}
+	return os.Lstat(h.Path(p))
+}
+
+// ReadDir lists a directory, confined to the tree.
+func (h *Host) ReadDir(p string) ([]fs.DirEntry, error) {
+	if !h.Live() {
+		if err := h.confined(p); err != nil {
+			return nil, err
+		}
+	}
+	return os.ReadDir(h.Path(p))
+}
+
+// LookPath finds a binary in the directories a root shell searches.
+func (h *Host) LookPath(name string) (string, bool) {
+	for _, dir := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		p := path.Join(dir, name)
+		st, err := h.statFollow(p)
+		if err == nil && st.Mode().IsRegular() && (!h.Live() || st.Mode().Perm()&0o111 != 0) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func (h *Host) statFollow(p string) (fs.FileInfo, error) {
+	if h.Live() {
+		return os.Stat(p)
+	}
+	f, err := h.open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// confined refuses a fixture path whose directories resolve outside the
+// tree through a symlink.
+func (h *Host) confined(p string) error {
+	dir := filepath.Dir(h.Path(p))
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing there to escape through
+		}
+		return err
+	}
+	root, err := filepath.EvalSymlinks(h.prefix)
+	if err != nil {
+		return err
+	}
+	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
+		return fmt.Errorf("%s: resolves outside the fixture host", p)
+	}
+	return nil
+}

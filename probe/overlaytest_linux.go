@@ -1,0 +1,278 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MountError describes a failed mount(2) with everything needed to
+// reproduce it by hand.
+type MountError struct {
+	Op     string // "mount", "unmount", "fsconfig"
+	Source string
+	Target string
+	FSType string
+	Flags  uintptr
+	Data   string
+	Err    error
+}
+
+func (e *MountError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	if e.FSType != "" {
+		fmt.Fprintf(&b, " %s", e.FSType)
+	}
+	if e.Target != "" {
+		fmt.Fprintf(&b, " on %s", e.Target)
+	}
+	if e.Data != "" {
+		fmt.Fprintf(&b, " (data: %s)", truncate(e.Data, 512))
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *MountError) Unwrap() error { return e.Err }
+
+// overlayFixture is a throwaway set of overlay dirs inside a scratch dir.
+type overlayFixture struct {
+	dir    string
+	lowers []string // nearest first, as lowerdir= wants them
+	upper  string
+	work   string
+	merged string
+}
+
+func newOverlayFixture(scratch, name string, nlowers int) (*overlayFixture, error) {
+	dir, err := os.MkdirTemp(scratch, name+"-")
+	if err != nil {
+		return nil, err
+	}
+	f := &overlayFixture{dir: dir, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work"), merged: filepath.Join(dir, "merged")}
+	for i := nlowers; i >= 1; i-- {
+		f.lowers = append(f.lowers, filepath.Join(dir, fmt.Sprintf("lower%d", i)))
+	}
+	for _, d := range append(append([]string{}, f.lowers...), f.upper, f.work, f.merged) {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func (f *overlayFixture) data(extra ...string) string {
+	opts := []string{"lowerdir=" + strings.Join(f.lowers, ":"), "upperdir=" + f.upper, "workdir=" + f.work}
+	return strings.Join(append(opts, extra...), ",")
+}
+
+func (f *overlayFixture) mount(extra ...string) error {
+	data := f.data(extra...)
+	if err := unix.Mount("overlay", f.merged, "overlay", 0, data); err != nil {
+		return &MountError{Op: "mount", Source: "overlay", Target: f.merged, FSType: "overlay", Data: data, Err: err}
+	}
+	return nil
+}
+
+func (f *overlayFixture) unmount() {
+	_ = unix.Unmount(f.merged, unix.MNT_DETACH)
+}
+
+// classifyMount turns a mount failure into a conclusive "no" where the
+// kernel rejected the filesystem or an option, and leaves everything else
+// inconclusive.
+func classifyMount(feature, minKernel string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENODEV), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOTSUP):
+		return &UnsupportedError{Feature: feature, MinKernel: minKernel, Reason: err.Error()}
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w: %v", errNeedsRoot, err)
+	}
+	return err
+}
+
+// overlayLiveTests are the real tests behind the overlay facts. Each gets a
+// fresh scratch dir on the filesystem under test and runs on the mount
+// namespace's thread. A nil error means supported.
+var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
+	// Docker's overlay driver: one lower, upper, work.
+	FactOverlay: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "overlay", 1)
+		if err != nil {
+			return err
+		}
+		if err := f.mount(env.indexOff()...); err != nil {
+			return classifyMount(FactOverlay, "3.18", err)
+		}
+		f.unmount()
+		return nil
+	},
+	// overlay2's own check (moby supportsMultipleLowerDir): two lowers.
+	FactMultiLowerdir: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "multi-lower", 2)
+		if err != nil {
+			return err
+		}
+		if err := f.mount(env.indexOff()...); err != nil {
+			return classifyMount(FactMultiLowerdir, "4.0", err)
+		}
+		f.unmount()
+		return nil
+	},
+	// Docker's doesSupportNativeDiff: an opaque dir must not stay opaque
+	// when copied up (fixed in 4.8), and a renamed dir must not carry a
+	// redirect xattr (redirect_dir on by default), which a plain tar of the
+	// upper dir cannot express. metacopy in use also forbids native diff.
+	FactNativeDiff: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "native-diff", 2)
+		if err != nil {
+			return err
+		}
+		l2, l1 := f.lowers[0], f.lowers[1]
+		for _, d := range []string{filepath.Join(l1, "d"), filepath.Join(l1, "d1"), filepath.Join(l2, "d")} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := unix.Lsetxattr(filepath.Join(l2, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			return fmt.Errorf("set opaque xattr on %s: %w", filepath.Join(l2, "d"), err)
+		}
+		if err := f.mount(env.indexOff()...); err != nil {
+			return classifyMount(FactNativeDiff, "4.0", err)
+		}
+		defer f.unmount()
+		if err := os.WriteFile(filepath.Join(f.merged, "d", "f"), nil, 0o644); err != nil {
+			return fmt.Errorf("copy up through overlay: %w", err)
+		}
+		buf := make([]byte, 16)
+		if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+			return notSupported(FactNativeDiff, "4.8", "the opaque xattr was copied up")
+		}
+		if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+			if errors.Is(err, unix.EXDEV) {
+				// redirect_dir off: directories cannot be renamed in
+				// place, so diffs stay plain.
+				return env.metacopyInUse()
+			}
+			return fmt.Errorf("rename a directory through overlay: %w", err)
+		}
+		if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d2"), "trusted.overlay.redirect", buf); err == nil && n > 0 {
+			return notSupported(FactNativeDiff, "", "redirect_dir is enabled by default (a renamed directory carries a redirect xattr); Docker falls back to the slower naive diff")
+		}
+		return env.metacopyInUse()
+	},
+	// redirect_dir=on: rename merged directories without EXDEV.
+	FactRedirectDir: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "redirect-dir", 1)
+		if err != nil {
+			return err
+		}
+		if err := os.Mkdir(filepath.Join(f.lowers[0], "d1"), 0o755); err != nil {
+			return err
+		}
+		if err := f.mount(append(env.indexOff(), "redirect_dir=on")...); err != nil {
+			return classifyMount(FactRedirectDir, "4.10", err)
+		}
+		defer f.unmount()
+		if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+			if errors.Is(err, unix.EXDEV) {
+				return notSupported(FactRedirectDir, "4.10", "rename of a lower directory gave EXDEV with redirect_dir=on")
+			}
+			return err
+		}
+		return nil
+	},
+	// metacopy=on: a chmod copies up only metadata (trusted.overlay.metacopy).
+	FactMetacopy: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "metacopy", 1)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(f.lowers[0], "file"), []byte("data"), 0o644); err != nil {
+			return err
+		}
+		if err := f.mount(append(env.indexOff(), "metacopy=on")...); err != nil {
+			return classifyMount(FactMetacopy, "4.19", err)
+		}
+		defer f.unmount()
+		if err := os.Chmod(filepath.Join(f.merged, "file"), 0o600); err != nil {
+			return fmt.Errorf("chmod through overlay: %w", err)
+		}
+		if _, err := unix.Lgetxattr(filepath.Join(f.upper, "file"), "trusted.overlay.metacopy", nil); err != nil {
+			return notSupported(FactMetacopy, "4.19", "chmod copied up the whole file (no trusted.overlay.metacopy xattr)")
+		}
+		return nil
+	},
+	// index=off is what Docker and containerd pass when the kernel has the
+	// index feature; an old kernel rejects the option.
+	FactIndex: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "index", 1)
+		if err != nil {
+			return err
+		}
+		if err := f.mount("index=off"); err != nil {
+			return classifyMount(FactIndex, "4.13", err)
+		}
+		f.unmount()
+		return nil
+	},
+	FactVolatile: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "volatile", 1)
+		if err != nil {
+			return err
+		}
+		if err := f.mount(append(env.indexOff(), "volatile")...); err != nil {
+			return classifyMount(FactVolatile, "5.10", err)
+		}
+		f.unmount()
+		return nil
+	},
+	// userxattr: overlay's private xattrs in the user.* namespace, which
+	// rootless overlay needs.
+	FactUserxattr: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "userxattr", 1)
+		if err != nil {
+			return err
+		}
+		if err := f.mount(append(env.indexOff(), "userxattr")...); err != nil {
+			return classifyMount(FactUserxattr, "5.11", err)
+		}
+		f.unmount()
+		return nil
+	},
+	// lowerdir+ through fsconfig(2): one lower per call, so a deep stack
+	// has no page-size limit on its mount data.
+	FactLowerdirPlus: func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, "lowerdir-plus", 2)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+		if err != nil {
+			return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsopen", FSType: "overlay", Err: err})
+		}
+		defer unix.Close(fd)
+		for _, l := range f.lowers {
+			if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+				return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsconfig lowerdir+", Target: l, FSType: "overlay", Err: err})
+			}
+		}
+		for k, v := range map[string]string{"upperdir": f.upper, "workdir": f.work} {
+			if err := unix.FsconfigSetString(fd, k, v); err != nil {
+				return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsconfig " + k, Target: v, FSType: "overlay", Err: err})
+			}
+		}
+		if err := unix.FsconfigCreate(fd); err != nil {
+			return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsconfig create", FSType: "overlay", Err: err})
+		}
+		return nil
+	},
+}

@@ -1,0 +1,434 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+)
+
+// DefaultDataRoot is Docker's default data-root.
+const DefaultDataRoot = "/var/lib/docker"
+
+// CaptureFile is the file of a captured host, at the top of its tree, that
+// holds the live results a fixture cannot reproduce (test mounts, d_type,
+// statfs). Facts taken from it are reported with method "captured".
+const CaptureFile = "graphprobe-capture.json"
+
+// Capture is the content of CaptureFile.
+type Capture struct {
+	SchemaVersion int             `json:"schemaVersion"`
+	Release       string          `json:"release"`
+	DataRoot      DataRoot        `json:"dataRoot"`
+	Facts         map[string]Fact `json:"facts"`
+	Docker        Docker          `json:"docker"`
+	Privileged    bool            `json:"privileged"`
+}
+
+// Options says what to probe.
+type Options struct {
+	// RootPrefix reads a captured host instead of the live one.
+	RootPrefix string
+	// DataRoot is Docker's data-root as seen on the host (default
+	// /var/lib/docker).
+	DataRoot string
+	// LoadModules allows modprobe of overlay (and the other storage
+	// modules) before testing. Off by default: a probe changes nothing.
+	LoadModules bool
+	// NoMountTests skips the live test mounts even as root.
+	NoMountTests bool
+	// Exec runs a host command (dockerd --version, fuse-overlayfs
+	// --version, modprobe). Nil uses os/exec with a timeout.
+	Exec ExecFunc
+	// DockerSocket is the daemon socket to ping (default
+	// /var/run/docker.sock, or DOCKER_HOST when it names a unix socket).
+	DockerSocket string
+	// Euid overrides the effective uid for tests (-1: the real one).
+	Euid *int
+}
+
+// ExecFunc runs name with args and returns its combined output.
+type ExecFunc func(ctx context.Context, name string, args ...string) ([]byte, error)
+
+// Run probes the host. It fails only when it cannot start (a missing fixture
+// tree); everything that goes wrong afterwards becomes an unknown fact with
+// its reason.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	start := time.Now()
+	var h *Host
+	if opts.RootPrefix != "" {
+		var err error
+		if h, err = FixtureHost(opts.RootPrefix); err != nil {
+			return nil, err
+		}
+	} else {
+		h = LiveHost()
+	}
+	if opts.DataRoot == "" {
+		opts.DataRoot = DefaultDataRoot
+	}
+	if !path.IsAbs(opts.DataRoot) {
+		return nil, fmt.Errorf("data-root %q: must be an absolute path", opts.DataRoot)
+	}
+	if opts.Exec == nil {
+		opts.Exec = defaultExec
+	}
+	p := &prober{ctx: ctx, opts: opts, h: h, r: &Report{
+		SchemaVersion: SchemaVersion,
+		Facts:         map[string]Fact{},
+		KernelConfig:  map[string]string{},
+		PriorDrivers:  []string{},
+	}}
+	p.run()
+	p.r.DurationMillis = float64(time.Since(start).Microseconds()) / 1000
+	return p.r, nil
+}
+
+type prober struct {
+	ctx  context.Context
+	opts Options
+	h    *Host
+	r    *Report
+
+	kv       KernelVersion
+	kvOK     bool
+	mods     *moduleFacts
+	capture  *Capture
+	live     *liveResults
+	params   map[string]string
+	mounts   []*mountinfo.Info
+	mountErr error
+
+	dTypeMethod Method
+	dTypeNote   string
+}
+
+func (p *prober) warn(format string, args ...any) {
+	p.r.Warnings = append(p.r.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (p *prober) euid() int {
+	if p.opts.Euid != nil {
+		return *p.opts.Euid
+	}
+	return os.Geteuid()
+}
+
+func (p *prober) run() {
+	r := p.r
+	if p.h.Live() {
+		r.Mode = "live"
+		r.Privileged = p.euid() == 0
+	} else {
+		r.Mode = "fixture"
+		p.readCapture()
+	}
+	p.readKernel()
+	p.readOS()
+	p.readModules()
+	p.readKernelConfig()
+	p.readOverlayParams()
+	p.readMounts()
+	p.readDataRoot()
+	if p.h.Live() && p.opts.LoadModules && r.Privileged {
+		p.loadModules()
+	}
+	dockerDone := make(chan struct{})
+	go func() { defer close(dockerDone); p.readDocker() }()
+	if p.h.Live() {
+		p.live = p.runLiveTests()
+	}
+	p.overlayFacts()
+	p.otherFacts()
+	p.readPriorDrivers()
+	<-dockerDone
+	sort.Strings(r.Warnings)
+}
+
+func (p *prober) readCapture() {
+	data, err := p.h.ReadFile("/" + CaptureFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		p.warn("read %s: %v", CaptureFile, err)
+		return
+	}
+	var c Capture
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&c); err != nil {
+		p.warn("parse %s: %v", CaptureFile, err)
+		return
+	}
+	if c.SchemaVersion != SchemaVersion {
+		p.warn("%s: schemaVersion %d, want %d; ignored", CaptureFile, c.SchemaVersion, SchemaVersion)
+		return
+	}
+	p.capture = &c
+}
+
+func (p *prober) readKernel() {
+	var release string
+	if p.h.Live() {
+		var err error
+		release, err = unameRelease()
+		if err != nil {
+			p.r.Kernel.Error = err.Error()
+			return
+		}
+	} else {
+		line, err := p.h.ReadLine("/proc/sys/kernel/osrelease")
+		if err != nil {
+			p.r.Kernel.Error = fmt.Sprintf("read kernel release: %v", err)
+			return
+		}
+		release = line
+	}
+	p.r.Kernel.Release = strings.TrimSpace(release)
+	if !isPrintable(p.r.Kernel.Release) {
+		p.r.Kernel.Release = fmt.Sprintf("%q", truncate(p.r.Kernel.Release, 64))
+		p.r.Kernel.Error = "parse kernel release: not text"
+		return
+	}
+	kv, err := ParseKernelRelease(release)
+	if err != nil {
+		p.r.Kernel.Error = err.Error()
+		return
+	}
+	p.kv, p.kvOK = kv, true
+	p.r.Kernel.Version = kv.String()
+}
+
+func isPrintable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == 0xfffd {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *prober) readOS() {
+	for _, f := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		data, err := p.h.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			p.warn("read %s: %v", f, err)
+			return
+		}
+		osr, err := ParseOSRelease(bytes.NewReader(data))
+		if err != nil {
+			p.warn("%s: %v", f, err)
+			return
+		}
+		p.r.OS = osr
+		return
+	}
+}
+
+// release for paths; a garbage release must not become a path.
+func (p *prober) releaseDir() string {
+	rel := p.r.Kernel.Release
+	if rel == "" || strings.ContainsAny(rel, "/\x00") || rel == "." || rel == ".." || !isPrintable(rel) {
+		return ""
+	}
+	return rel
+}
+
+func (p *prober) readModules() {
+	m := &moduleFacts{release: p.releaseDir(), live: p.h.Live()}
+	p.mods = m
+	if data, err := p.h.ReadFile("/proc/filesystems"); err != nil {
+		p.warn("read /proc/filesystems: %v", err)
+	} else if fsys, err := ParseFilesystems(bytes.NewReader(data)); err != nil {
+		p.warn("%v", err)
+	} else {
+		m.fs = fsys
+	}
+	if data, err := p.h.ReadFile("/proc/modules"); err != nil {
+		m.loadedErr = err
+		if errors.Is(err, fs.ErrNotExist) && p.h.Live() {
+			// The kernel was built without CONFIG_MODULES.
+			m.noModules = true
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			p.warn("read /proc/modules: %v", err)
+		}
+	} else if mods, err := ParseProcModules(bytes.NewReader(data)); err != nil {
+		m.loadedErr = err
+		p.warn("%v", err)
+	} else {
+		m.loaded = mods
+	}
+	if m.release == "" {
+		m.depErr = errors.New("kernel release unknown")
+		m.builtinErr = m.depErr
+	} else {
+		dir := "/lib/modules/" + m.release
+		if data, err := p.h.ReadFile(dir + "/modules.dep"); err != nil {
+			m.depErr = err
+		} else if dep, err := ParseModulesDep(bytes.NewReader(data)); err != nil {
+			m.depErr = err
+			p.warn("%v", err)
+		} else {
+			m.dep = dep
+		}
+		if data, err := p.h.ReadFile(dir + "/modules.builtin"); err != nil {
+			m.builtinErr = err
+		} else if b, err := ParseModulesBuiltin(bytes.NewReader(data)); err != nil {
+			m.builtinErr = err
+			p.warn("%v", err)
+		} else {
+			m.builtin = b
+		}
+	}
+	m.sysModule = func(name string) (bool, bool) {
+		st, err := p.h.Lstat("/sys/module/" + name)
+		if err != nil || !st.IsDir() {
+			return false, false
+		}
+		return true, p.h.Exists("/sys/module/" + name + "/initstate")
+	}
+}
+
+// kernelConfigOptions are the options reported in kernelConfig.
+var kernelConfigOptions = []string{
+	"CONFIG_OVERLAY_FS", "CONFIG_OVERLAY_FS_REDIRECT_DIR", "CONFIG_OVERLAY_FS_INDEX",
+	"CONFIG_OVERLAY_FS_METACOPY", "CONFIG_AUFS_FS", "CONFIG_BTRFS_FS", "CONFIG_BLK_DEV_DM",
+	"CONFIG_DM_THIN_PROVISIONING", "CONFIG_FUSE_FS",
+}
+
+func (p *prober) readKernelConfig() {
+	rel := p.releaseDir()
+	candidates := []string{"/proc/config.gz"}
+	if rel != "" {
+		candidates = append(candidates,
+			"/boot/config-"+rel,
+			"/usr/src/linux-"+rel+"/.config",
+			"/usr/src/linux/.config",
+			"/lib/modules/"+rel+"/build/.config",
+			"/usr/lib/modules/"+rel+"/config")
+	}
+	var cfg KernelConfig
+	for _, c := range candidates {
+		data, err := p.h.ReadFile(c)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			p.warn("read %s: %v", c, err)
+			continue
+		}
+		parsed, err := ParseKernelConfig(bytes.NewReader(data))
+		if err != nil {
+			p.warn("%s: %v", c, err)
+			continue
+		}
+		cfg = parsed
+		p.r.KernelConfigSource = c
+		break
+	}
+	p.mods.config = cfg
+	if cfg != nil && cfg.Tristate("CONFIG_MODULES") == "n" {
+		p.mods.noModules = true
+	}
+	for _, o := range kernelConfigOptions {
+		p.r.KernelConfig[o] = cfg.Tristate(o)
+	}
+}
+
+func (p *prober) readOverlayParams() {
+	entries, err := p.h.ReadDir("/sys/module/overlay/parameters")
+	if err != nil {
+		return
+	}
+	p.params = map[string]string{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		v, err := p.h.ReadLine("/sys/module/overlay/parameters/" + e.Name())
+		if err != nil || !isPrintable(v) {
+			continue
+		}
+		p.params[e.Name()] = strings.TrimSpace(v)
+	}
+	if len(p.params) > 0 {
+		p.r.OverlayParameters = p.params
+	}
+}
+
+// paramOn reads a Y/N overlay module parameter: nil when absent.
+func (p *prober) paramOn(name string) *bool {
+	v, ok := p.params[name]
+	if !ok {
+		return nil
+	}
+	switch strings.ToLower(v) {
+	case "y", "1", "on", "yes", "true":
+		return Bool(true)
+	}
+	return Bool(false)
+}
+
+func (p *prober) readMounts() {
+	file := "/proc/self/mountinfo"
+	data, err := p.h.ReadFile(file)
+	if err != nil {
+		p.mountErr = err
+		if !(errors.Is(err, fs.ErrNotExist) && !p.h.Live()) {
+			p.warn("read %s: %v", file, err)
+		}
+		return
+	}
+	mounts, err := ParseMountinfo(bytes.NewReader(data))
+	if err != nil {
+		p.mountErr = err
+		p.warn("%v", err)
+		return
+	}
+	p.mounts = mounts
+}
+
+// mountFor finds the mount holding path: the longest mount point that
+// contains it. Later entries of mountinfo shadow earlier ones at the same
+// mount point.
+func mountFor(mounts []*mountinfo.Info, p string) *mountinfo.Info {
+	var best *mountinfo.Info
+	for _, m := range mounts {
+		mp := path.Clean(m.Mountpoint)
+		if mp == "/" || p == mp || strings.HasPrefix(p, mp+"/") {
+			if best == nil || len(mp) >= len(path.Clean(best.Mountpoint)) {
+				best = m
+			}
+		}
+	}
+	return best
+}
+
+func (p *prober) readPriorDrivers() {
+	dr := p.r.DataRoot.Path
+	for _, d := range PriorDriverNames {
+		entries, err := p.h.ReadDir(path.Join(dr, d))
+		if err != nil {
+			continue
+		}
+		if len(entries) > 0 {
+			p.r.PriorDrivers = append(p.r.PriorDrivers, d)
+		}
+	}
+}
+
+// PriorDriverNames are the driver dirs dockerd looks at for prior state;
+// vfs is left out, as dockerd leaves it out.
+var PriorDriverNames = []string{"aufs", "btrfs", "devicemapper", "fuse-overlayfs", "overlay", "overlay2", "zfs"}
