@@ -107,9 +107,14 @@ func (p *prober) applyLive(f *Fact, name string) bool {
 		f.Supported = nil
 		f.Detail = "the test mount was inconclusive: " + err.Error()
 	}
-	if p.live.where != "" {
+	switch {
+	case p.live.where != "":
 		f.Detail += "; tested on " + p.live.where
-	} else if fsName != "" {
+	case p.live.on[name] == "multi":
+		f.Detail = "the multi-lower test mount succeeded, which settles it"
+	case p.live.on[name] == "tmpfs":
+		f.Detail += " (a kernel feature, tested on a private tmpfs)"
+	case fsName != "":
 		f.Detail += fmt.Sprintf(" (on the data-root's filesystem, %s)", fsName)
 	}
 	p.noteDisagreement(f)

@@ -95,10 +95,8 @@ func (p *prober) fuseOverlayfsFact() Fact {
 	}
 	if bin, ok := p.h.LookPath("fuse-overlayfs"); ok {
 		desc := bin
-		if p.h.Live() {
-			if v := p.fuseOverlayfsVersion(bin); v != "" {
-				desc += " " + v
-			}
+		if p.fuseVersion != "" {
+			desc += " " + p.fuseVersion
 		}
 		have = append(have, desc)
 	} else {

@@ -50,13 +50,28 @@ type liveResults struct {
 	// tmpfs holds the re-run on a private tmpfs of every test that failed
 	// on the data-root's filesystem: it tells "the kernel cannot" from
 	// "this filesystem cannot".
-	tmpfs   map[string]error
+	tmpfs map[string]error
+	// on says where each test ran: "dataroot", "tmpfs", or "multi" for
+	// the overlay fact settled by the multi-lower mount.
+	on      map[string]string
 	elapsed time.Duration
 }
 
-// overlayTestOrder runs the cheap, decisive tests first.
+// onDataRoot are the tests that depend on the data-root's filesystem and
+// run there, as dockerd's own checks do. The others test kernel features
+// and run on a private tmpfs, which costs nothing to clean up (removing
+// directories is the slowest part of a probe on some disks).
+var onDataRoot = map[string]bool{
+	FactOverlay:       true,
+	FactMultiLowerdir: true,
+	FactNativeDiff:    true,
+	FactUserxattr:     true, // needs user.* xattrs on the upper filesystem
+}
+
+// overlayTestOrder runs the decisive tests first. The multi-lower test runs
+// before the one-lower test because its success settles both.
 var overlayTestOrder = []string{
-	FactOverlay, FactMultiLowerdir, FactIndex, FactNativeDiff, FactRedirectDir,
+	FactMultiLowerdir, FactOverlay, FactIndex, FactNativeDiff, FactRedirectDir,
 	FactMetacopy, FactVolatile, FactUserxattr, FactLowerdirPlus,
 }
 
@@ -81,6 +96,7 @@ func (p *prober) runLiveTests() *liveResults {
 	}
 	scratch, scratchErr := MakeScratch(probed, "probe")
 	if scratchErr == nil {
+		// Runs after ns.Close (defers run last-in first-out).
 		defer os.RemoveAll(scratch)
 		ok, err := SupportsDType(scratch)
 		if err != nil {
@@ -107,48 +123,62 @@ func (p *prober) runLiveTests() *liveResults {
 		lr.skip = fmt.Sprintf("cannot make a private mount namespace: %v", err)
 		return lr
 	}
-	defer ns.Close()
 
 	env := &liveEnv{indexParam: p.params["index"] != ""}
 	if on := p.paramOn("metacopy"); on != nil && *on {
 		env.metacopyParam = true
 	}
 	lr.results = map[string]error{}
+	// A place for private tmpfs mounts: the scratch dir, or one in the
+	// temporary directory when the data-root is not writable.
+	tmpParent := scratch
+	if scratchErr != nil {
+		if tmpParent, err = MakeScratch(os.TempDir(), "probe"); err != nil {
+			lr.skip = fmt.Sprintf("no writable scratch dir: %v", err)
+			return lr
+		}
+		defer os.RemoveAll(tmpParent)
+	}
+	defer ns.Close()
 	err = ns.Do(func() error {
 		base := scratch
+		kernelBase, err := privateTmpfs(tmpParent)
+		if err != nil {
+			return err
+		}
 		if scratchErr != nil {
-			var err error
-			if base, err = privateTmpfs(); err != nil {
-				return err
-			}
-			defer unmountTmpfs(base)
+			base = kernelBase
 			lr.where = "a private tmpfs (the data-root was not writable)"
 		}
+		lr.on = map[string]string{}
 		for _, name := range overlayTestOrder {
-			lr.results[name] = overlayLiveTests[name](base, env)
+			dir, on := base, "dataroot"
+			if !onDataRoot[name] {
+				dir, on = kernelBase, "tmpfs"
+			}
+			if name == FactOverlay && lr.results[FactMultiLowerdir] == nil {
+				// A two-lower mount proves the one-lower mount: skip the
+				// extra mount (each costs directories to create and
+				// remove on the data-root's filesystem).
+				lr.results[name] = nil
+				lr.on[name] = "multi"
+				continue
+			}
+			lr.results[name] = overlayLiveTests[name](dir, env)
+			lr.on[name] = on
 		}
 		if scratchErr != nil || dr.Filesystem == "tmpfs" {
 			return nil
 		}
-		// Re-run what failed on a private tmpfs, to say whether the kernel
-		// or the data-root's filesystem is the reason.
-		var failed []string
+		// Re-run on tmpfs what failed on the data-root's filesystem, to say
+		// whether the kernel or the filesystem is the reason.
 		for _, name := range overlayTestOrder {
-			if lr.results[name] != nil {
-				failed = append(failed, name)
+			if lr.results[name] != nil && lr.on[name] == "dataroot" {
+				if lr.tmpfs == nil {
+					lr.tmpfs = map[string]error{}
+				}
+				lr.tmpfs[name] = overlayLiveTests[name](kernelBase, env)
 			}
-		}
-		if len(failed) == 0 {
-			return nil
-		}
-		t, err := privateTmpfs()
-		if err != nil {
-			return nil
-		}
-		defer unmountTmpfs(t)
-		lr.tmpfs = map[string]error{}
-		for _, name := range failed {
-			lr.tmpfs[name] = overlayLiveTests[name](t, env)
 		}
 		return nil
 	})
@@ -159,10 +189,12 @@ func (p *prober) runLiveTests() *liveResults {
 	return lr
 }
 
-// privateTmpfs mounts a small tmpfs on a fresh dir; call only inside the
-// private mount namespace.
-func privateTmpfs() (string, error) {
-	dir, err := os.MkdirTemp("", ScratchPrefix+"tmpfs-")
+// privateTmpfs mounts a small tmpfs on a fresh dir in parent; call only
+// inside the private mount namespace. It is never unmounted by hand: the
+// namespace's teardown does it (see overlayFixture.unmount), and rmdir of
+// the mount point from the host namespace afterwards is allowed.
+func privateTmpfs(parent string) (string, error) {
+	dir, err := os.MkdirTemp(parent, "tmpfs-")
 	if err != nil {
 		return "", err
 	}
@@ -171,11 +203,6 @@ func privateTmpfs() (string, error) {
 		return "", &MountError{Op: "mount", Source: "tmpfs", Target: dir, FSType: "tmpfs", Err: err}
 	}
 	return dir, nil
-}
-
-func unmountTmpfs(dir string) {
-	_ = unix.Unmount(dir, unix.MNT_DETACH)
-	_ = os.Remove(dir)
 }
 
 // dTypeReadOnly decides d_type from the entries already in dir, without

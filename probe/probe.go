@@ -108,6 +108,8 @@ type prober struct {
 	mounts   []*mountinfo.Info
 	mountErr error
 
+	fuseVersion string
+
 	dTypeMethod Method
 	dTypeNote   string
 }
@@ -142,15 +144,25 @@ func (p *prober) run() {
 	if p.h.Live() && p.opts.LoadModules && r.Privileged {
 		p.loadModules()
 	}
+	// External commands (dockerd --version, fuse-overlayfs --version) run
+	// while the test mounts do.
 	dockerDone := make(chan struct{})
-	go func() { defer close(dockerDone); p.readDocker() }()
+	go func() {
+		defer close(dockerDone)
+		p.readDocker()
+		if p.h.Live() {
+			if bin, ok := p.h.LookPath("fuse-overlayfs"); ok {
+				p.fuseVersion = p.fuseOverlayfsVersion(bin)
+			}
+		}
+	}()
 	if p.h.Live() {
 		p.live = p.runLiveTests()
 	}
+	<-dockerDone
 	p.overlayFacts()
 	p.otherFacts()
 	p.readPriorDrivers()
-	<-dockerDone
 	sort.Strings(r.Warnings)
 }
 
