@@ -241,12 +241,14 @@ func (p *prober) overlayFeatureFact(feat overlayFeature, ov Fact) (f Fact) {
 			f.Hint = fmt.Sprintf("needs kernel %s or later", feat.minKernel)
 		}
 	}()
+	// A live result settles a kernel feature even when overlay cannot be
+	// used on the data-root's filesystem (the test then ran on tmpfs).
+	if p.applyLive(&f, feat.name) || p.applyCaptured(&f, feat.name) {
+		return f
+	}
 	if ov.No() {
 		f.Method, f.Supported = ov.Method, Bool(false)
 		f.Detail = "overlay is not available: " + ov.Detail
-		return f
-	}
-	if p.applyLive(&f, feat.name) || p.applyCaptured(&f, feat.name) {
 		return f
 	}
 	if p.h.Live() && p.live != nil && p.live.skip != "" {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 )
@@ -224,7 +225,7 @@ func (p *prober) devicemapperFact() Fact {
 func (p *prober) dataRootProbePath(dr string) (string, bool) {
 	cur := dr
 	for {
-		if st, err := p.h.Lstat(cur); err == nil && (st.IsDir() || st.Mode()&0o170000 == 0o120000) {
+		if st, err := p.h.Lstat(cur); err == nil && (st.IsDir() || st.Mode()&fs.ModeSymlink != 0) {
 			return cur, cur == dr
 		}
 		if cur == "/" {

@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -91,7 +93,7 @@ func (m *moduleFacts) state(module, fsName, configName string) (ModuleState, str
 	if cfg == "n" {
 		return ModuleAbsent, fmt.Sprintf("%s is not set in the kernel config", configName)
 	}
-	if cfg == "m" {
+	if cfg == "m" && errors.Is(m.depErr, fs.ErrNotExist) {
 		return ModuleAbsent, fmt.Sprintf("%s=m in the kernel config, but lib/modules/%s is missing so it cannot be loaded (%v)", configName, m.release, shortErr(m.depErr))
 	}
 	return ModuleUnknown, fmt.Sprintf("cannot tell whether %s is available: %v", module, shortErr(m.depErr))

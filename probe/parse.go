@@ -182,8 +182,17 @@ func ParseKernelConfig(r io.Reader) (KernelConfig, error) {
 			return nil, fmt.Errorf("parse kernel config: %w", err)
 		}
 		defer zr.Close()
-		// A kernel config is a few hundred KiB; anything far larger is junk.
-		return parseKernelConfig(io.LimitReader(zr, 16<<20))
+		// Decompress first, so that a truncated file is reported as
+		// such rather than as a half line. A kernel config is a few
+		// hundred KiB; anything far larger is junk.
+		data, err := io.ReadAll(io.LimitReader(zr, 16<<20))
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, errors.New("parse kernel config: gzip stream truncated")
+			}
+			return nil, fmt.Errorf("parse kernel config: %w", err)
+		}
+		return parseKernelConfig(bytes.NewReader(data))
 	}
 	return parseKernelConfig(br)
 }
