@@ -45,15 +45,15 @@ const xenialFS = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\n\text4\nnodev\toverla
 
 func xenialTree() map[string]string {
 	return map[string]string{
-		"proc/sys/kernel/osrelease":                      "4.4.0-210-generic\n",
-		"proc/filesystems":                               xenialFS,
-		"proc/modules":                                   "overlay 49152 0 - Live 0x0000000000000000\n",
-		"proc/self/mountinfo":                            "20 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw,errors=remount-ro,data=ordered\n",
-		"lib/modules/4.4.0-210-generic/modules.dep":      "kernel/fs/overlayfs/overlay.ko:\nkernel/ubuntu/aufs/aufs.ko:\nkernel/fs/btrfs/btrfs.ko: kernel/lib/raid6/raid6_pq.ko\n",
-		"lib/modules/4.4.0-210-generic/modules.builtin":  "kernel/fs/ext4/ext4.ko\n",
-		"etc/os-release":                                 "ID=ubuntu\nVERSION_ID=\"16.04\"\n",
-		"var/lib/docker/aufs/layers/abc":                 "",
-		"boot/config-4.4.0-210-generic":                  "CONFIG_OVERLAY_FS=m\nCONFIG_AUFS_FS=m\n",
+		"proc/sys/kernel/osrelease":                     "4.4.0-210-generic\n",
+		"proc/filesystems":                              xenialFS,
+		"proc/modules":                                  "overlay 49152 0 - Live 0x0000000000000000\n",
+		"proc/self/mountinfo":                           "20 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw,errors=remount-ro,data=ordered\n",
+		"lib/modules/4.4.0-210-generic/modules.dep":     "kernel/fs/overlayfs/overlay.ko:\nkernel/ubuntu/aufs/aufs.ko:\nkernel/fs/btrfs/btrfs.ko: kernel/lib/raid6/raid6_pq.ko\n",
+		"lib/modules/4.4.0-210-generic/modules.builtin": "kernel/fs/ext4/ext4.ko\n",
+		"etc/os-release":                                "ID=ubuntu\nVERSION_ID=\"16.04\"\n",
+		"var/lib/docker/aufs/layers/abc":                "",
+		"boot/config-4.4.0-210-generic":                 "CONFIG_OVERLAY_FS=m\nCONFIG_AUFS_FS=m\n",
 	}
 }
 
