@@ -14,6 +14,10 @@ type overlayFeature struct {
 	// param is the /sys/module/overlay/parameters file that exists on
 	// kernels with the feature.
 	param string
+	// config is the kernel option of the feature: its presence in a kernel
+	// config, even as "is not set", proves the kernel has the feature
+	// (vendor kernels backport them below the upstream version).
+	config string
 	// backport reports vendor kernels that carry the feature below
 	// minKernel; backportNote says which.
 	backport     func(KernelVersion) bool
@@ -42,12 +46,12 @@ var overlayFeatures = []overlayFeature{
 	},
 	// "ovl: redirect on rename-dir" (Linux 4.10): renaming a merged
 	// directory without EXDEV.
-	{name: FactRedirectDir, minKernel: "4.10", param: "redirect_dir"},
+	{name: FactRedirectDir, minKernel: "4.10", param: "redirect_dir", config: "CONFIG_OVERLAY_FS_REDIRECT_DIR"},
 	// "ovl: introduce the inodes index dir feature" (Linux 4.13). Docker
 	// and containerd mount with index=off when the parameter exists.
-	{name: FactIndex, minKernel: "4.13", param: "index"},
+	{name: FactIndex, minKernel: "4.13", param: "index", config: "CONFIG_OVERLAY_FS_INDEX"},
 	// "ovl: Add an mechanism to do metadata-only copy up" (Linux 4.19).
-	{name: FactMetacopy, minKernel: "4.19", param: "metacopy"},
+	{name: FactMetacopy, minKernel: "4.19", param: "metacopy", config: "CONFIG_OVERLAY_FS_METACOPY"},
 	// "ovl: provide a mount option "volatile"" (Linux 5.10).
 	{name: FactVolatile, minKernel: "5.10"},
 	// "ovl: user xattr" (Linux 5.11): overlay in user namespaces, which
@@ -158,22 +162,22 @@ func (p *prober) noteDisagreement(f *Fact) {
 		return
 	}
 	if *f.Supported {
-		f.Detail += fmt.Sprintf("; the kernel version %s alone says no (needs %s), but the %s wins: this kernel carries the feature", p.kv, f.MinKernel, methodNoun(f.Method))
+		f.Detail += fmt.Sprintf("; the kernel version %s alone says no (needs %s), but %s: this kernel carries the feature", p.kv, f.MinKernel, methodWins(f.Method))
 	} else {
-		f.Detail += fmt.Sprintf("; the kernel version %s alone says yes, but the %s wins", p.kv, methodNoun(f.Method))
+		f.Detail += fmt.Sprintf("; the kernel version %s alone says yes, but %s", p.kv, methodWins(f.Method))
 	}
 }
 
-func methodNoun(m Method) string {
+func methodWins(m Method) string {
 	switch m {
 	case MethodMountTest:
-		return "test"
+		return "the test wins"
 	case MethodCaptured:
-		return "captured test"
+		return "the captured test wins"
 	case MethodFile:
-		return "host's files"
+		return "the host's files decide"
 	}
-	return "evidence"
+	return "the evidence decides"
 }
 
 func (p *prober) overlayFacts() {
@@ -271,6 +275,14 @@ func (p *prober) overlayFeatureFact(feat overlayFeature, ov Fact) (f Fact) {
 		p.noteDisagreement(&f)
 		return f
 	}
+	if feat.config != "" {
+		if _, ok := p.mods.config[feat.config]; ok {
+			f.Method, f.Supported = MethodFile, Bool(true)
+			f.Detail = feat.config + " appears in the kernel config (" + p.r.KernelConfigSource + ")"
+			p.noteDisagreement(&f)
+			return f
+		}
+	}
 	if f.Version != nil && !*f.Version && feat.backport != nil && feat.backport(p.kv) {
 		f.Method, f.Supported = MethodInferred, Bool(true)
 		f.Detail = feat.backportNote
@@ -295,9 +307,21 @@ func (p *prober) inferNativeDiff(f *Fact) {
 		return
 	}
 	if !*f.Version {
-		f.Supported = Bool(false)
-		f.Detail = fmt.Sprintf("kernel %s copies up the opaque xattr (fixed in 4.8)", p.kv)
-		return
+		// A vendor kernel that carries redirect_dir (4.10) carries the 4.8
+		// fix too.
+		_, hasRedirect := p.params["redirect_dir"]
+		if _, ok := p.mods.config["CONFIG_OVERLAY_FS_REDIRECT_DIR"]; ok {
+			hasRedirect = true
+		}
+		if !hasRedirect {
+			f.Supported = Bool(false)
+			f.Detail = fmt.Sprintf("kernel %s copies up the opaque xattr (fixed in 4.8)", p.kv)
+			return
+		}
+	}
+	via := "kernel 4.8 or later"
+	if !*f.Version {
+		via = "the kernel carries redirect_dir (a vendor backport), and with it the 4.8 opaque fix"
 	}
 	var why []string
 	unknown := false
@@ -326,9 +350,9 @@ func (p *prober) inferNativeDiff(f *Fact) {
 		f.Detail = "Docker uses the naive diff: " + strings.Join(why, ", ")
 	case unknown:
 		f.Supported = nil
-		f.Detail = "kernel 4.8 or later, but whether redirect_dir or metacopy is on by default is unknown (no overlay parameters or kernel config)"
+		f.Detail = via + ", but whether redirect_dir or metacopy is on by default is unknown (no overlay parameters or kernel config)"
 	default:
 		f.Supported = Bool(true)
-		f.Detail = "kernel 4.8 or later, redirect_dir and metacopy off by default"
+		f.Detail = via + "; redirect_dir and metacopy off by default"
 	}
 }

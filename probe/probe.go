@@ -109,6 +109,7 @@ type prober struct {
 	mountErr error
 
 	fuseVersion string
+	wsl1        bool
 
 	dTypeMethod Method
 	dTypeNote   string
@@ -218,6 +219,11 @@ func (p *prober) readKernel() {
 	}
 	p.kv, p.kvOK = kv, true
 	p.r.Kernel.Version = kv.String()
+	if kv.WSL == 1 {
+		// WSL1 translates Linux syscalls on the Windows kernel: there is no
+		// Linux kernel to load a module into.
+		p.wsl1 = true
+	}
 }
 
 func isPrintable(s string) bool {
@@ -259,7 +265,7 @@ func (p *prober) releaseDir() string {
 }
 
 func (p *prober) readModules() {
-	m := &moduleFacts{release: p.releaseDir(), live: p.h.Live()}
+	m := &moduleFacts{release: p.releaseDir(), live: p.h.Live(), noModules: p.wsl1}
 	p.mods = m
 	if data, err := p.h.ReadFile("/proc/filesystems"); err != nil {
 		p.warn("read /proc/filesystems: %v", err)

@@ -11,6 +11,8 @@ type DriverBenchmark struct {
 	DurationMillis float64 `json:"durationMillis"`
 	// Error says why the benchmark stopped early, "" when it completed.
 	Error string `json:"error,omitempty"`
+	// Notes say what was skipped and why (a small filesystem, the budget).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // BenchResult is one measurement: the median of repeated samples and their

@@ -184,7 +184,8 @@ func renderProbeText(w io.Writer, s *style, r *probe.Report) {
 		fsLine += s.yellow("  (nested on overlayfs)")
 	}
 	fmt.Fprintf(w, "  filesystem   %s\n", fsLine)
-	fmt.Fprintf(w, "  d_type       %s\n", triText(s, dr.DType))
+	dt := r.Facts[probe.FactDType]
+	fmt.Fprintf(w, "  d_type       %s %s\n", triText(s, dt.Supported), s.dim("("+string(dt.Method)+")"))
 	if dr.InodesTotal > 0 {
 		fmt.Fprintf(w, "  inodes       %d free of %d\n", dr.InodesFree, dr.InodesTotal)
 	}
@@ -194,13 +195,17 @@ func renderProbeText(w io.Writer, s *style, r *probe.Report) {
 	}
 	fmt.Fprintf(w, "  prior state  %s\n", prior)
 	fmt.Fprintf(w, "%s\n", s.bold("Docker"))
+	run := "not running"
+	if r.Docker.Running {
+		run = "running"
+	}
 	switch {
 	case r.Docker.Version != "":
-		run := "not running"
-		if r.Docker.Running {
-			run = "running"
-		}
 		fmt.Fprintf(w, "  engine       %s (%s)\n", r.Docker.Version, run)
+	case r.Docker.Binary != "" && r.Mode == "fixture":
+		fmt.Fprintf(w, "  engine       %s (version not captured)\n", r.Docker.Binary)
+	case r.Docker.Binary != "":
+		fmt.Fprintf(w, "  engine       %s (version unknown, %s)\n", r.Docker.Binary, run)
 	default:
 		fmt.Fprintf(w, "  engine       not found\n")
 	}

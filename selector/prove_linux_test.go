@@ -1,0 +1,40 @@
+package selector
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	_ "github.com/graphprobe/graphprobe/drivers/vfs"
+	"github.com/graphprobe/graphprobe/internal/testutil"
+	"github.com/graphprobe/graphprobe/probe"
+)
+
+func TestProveVFS(t *testing.T) {
+	testutil.RequiresRoot(t)
+	fs := testutil.NewFS(t, testutil.Ext4, 512)
+	sz := DefaultSizes(BenchQuick)
+	sz.MountDepths = []int{1, 20}
+	sz.CopyUpSizes = []int64{4 << 10, 1 << 20}
+	res, err := Prove(context.Background(), ProveRequest{Drivers: []string{"vfs"}, Mode: BenchQuick, Sizes: sz, ScratchParent: fs.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Inits) != 1 || !res.Inits[0].OK {
+		t.Fatalf("inits %+v", res.Inits)
+	}
+	db := res.Benchmarks["vfs"]
+	if db == nil || db.Error != "" {
+		t.Fatalf("benchmark %+v", db)
+	}
+	for _, r := range db.Results {
+		t.Logf("%-40s %12.0f %s spread %.2f n=%d", r.Name, r.Median, r.Unit, r.Spread, r.Samples)
+	}
+	entries, _ := os.ReadDir(fs.Dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), probe.ScratchPrefix) {
+			t.Errorf("scratch %s left", e.Name())
+		}
+	}
+}
