@@ -77,13 +77,14 @@ var (
 // Register makes a driver's init available; called from the driver
 // package's init function.
 func Register(name string, fn InitFunc) {
+	// Checked before taking mu: Lookup takes it too.
+	if _, ok := Lookup(name); !ok {
+		panic("drivers: Register of unknown driver " + name)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if _, ok := inits[name]; ok {
 		panic("drivers: Register called twice for " + name)
-	}
-	if _, ok := Lookup(name); !ok {
-		panic("drivers: Register of unknown driver " + name)
 	}
 	inits[name] = fn
 }

@@ -73,10 +73,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	} else {
 		h = LiveHost()
 	}
-	if opts.DataRoot == "" {
-		opts.DataRoot = DefaultDataRoot
-	}
-	if !path.IsAbs(opts.DataRoot) {
+	if opts.DataRoot != "" && !path.IsAbs(opts.DataRoot) {
 		return nil, fmt.Errorf("data-root %q: must be an absolute path", opts.DataRoot)
 	}
 	if opts.Exec == nil {
@@ -134,6 +131,13 @@ func (p *prober) run() {
 	} else {
 		r.Mode = "fixture"
 		p.readCapture()
+	}
+	if p.opts.DataRoot == "" {
+		// A capture made with another data-root says which.
+		p.opts.DataRoot = DefaultDataRoot
+		if p.capture != nil && path.IsAbs(p.capture.DataRoot.Path) {
+			p.opts.DataRoot = p.capture.DataRoot.Path
+		}
 	}
 	p.readKernel()
 	p.readOS()

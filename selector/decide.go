@@ -100,6 +100,29 @@ type Decision struct {
 	Warnings                 []string
 	// Order is the driver order used.
 	Order []string
+	// FromOrder is true when the driver was chosen by the priority order
+	// (not by --driver, the configuration or prior state): only then may
+	// the fastest strategy pick another.
+	FromOrder bool
+
+	host *probe.Report
+	opts Options
+}
+
+// Override replaces a choice made by the priority order with another
+// eligible driver (the fastest strategy's pick).
+func (d *Decision) Override(driver, reason string) error {
+	c := d.Candidate(driver)
+	if c == nil || !c.Eligible {
+		return fmt.Errorf("override with %s: not eligible", driver)
+	}
+	if !d.FromOrder {
+		return fmt.Errorf("override with %s: the driver was not chosen by priority order", driver)
+	}
+	d.Driver, d.Reason = driver, reason
+	d.Warnings = nil
+	d.finish(d.host, d.opts, nil)
+	return nil
 }
 
 // Candidate returns the named candidate.
@@ -126,7 +149,7 @@ func (d *Decision) Eligible() []string {
 // Decide chooses a driver as dockerd of version dv would on the host the
 // report describes, then applies the caller's policy. It is pure.
 func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
-	d := &Decision{DockerVersion: dv}
+	d := &Decision{DockerVersion: dv, host: r, opts: opts}
 	d.Order = order(dv, opts.Priority)
 	prior := map[string]bool{}
 	for _, p := range r.PriorDrivers {
@@ -293,6 +316,7 @@ func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) 
 	for _, name := range d.Order {
 		if c := d.Candidate(name); c != nil && c.Eligible {
 			d.Driver = name
+			d.FromOrder = true
 			d.Reason = fmt.Sprintf("the first usable driver in Docker %s's priority order", d.DockerVersion)
 			if len(opts.Priority) > 0 {
 				d.Reason = "the first usable driver in the policy's priority order"

@@ -123,6 +123,14 @@ func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 			return res, err
 		}
 		ir := InitResult{Driver: name}
+		if info, ok := drivers.Lookup(name); ok && !info.Implemented {
+			ir.Skipped = fmt.Sprintf("graphprobe has no %s implementation to initialise; decided on the probe's facts", name)
+			res.Inits = append(res.Inits, ir)
+			if !req.All {
+				break
+			}
+			continue
+		}
 		if mod := req.Modules[name]; mod != "" {
 			if !req.LoadModules {
 				ir.Skipped = fmt.Sprintf("the %s module is loadable but not loaded, and --no-load-modules forbids loading it; decided on availability", mod)
@@ -199,6 +207,7 @@ func runSuite(ctx context.Context, ns *probe.MountNS, req ProveRequest, live []*
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+
 		order = append(order, it.name)
 		units[it.name] = it.unit
 		if it.companion != "" {

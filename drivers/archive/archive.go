@@ -1,12 +1,8 @@
-// Package archive moves layers as image-layer tar streams, as an image pull
-// and push do: Apply unpacks a stream into a layer directory, turning the
-// stream's aufs-form whiteouts into the driver's own form; Export and
-// ExportChanges produce a stream with aufs-form whiteouts.
 package archive
 
 import (
 	"errors"
-	"io"
+	"fmt"
 )
 
 // WhiteoutFormat is how deletions are recorded on disk in a layer.
@@ -24,6 +20,45 @@ const (
 	WhiteoutOverlay
 )
 
+func (f WhiteoutFormat) String() string {
+	switch f {
+	case WhiteoutNone:
+		return "none"
+	case WhiteoutAUFS:
+		return "aufs"
+	case WhiteoutOverlay:
+		return "overlay"
+	}
+	return fmt.Sprintf("whiteout-format(%d)", int(f))
+}
+
+// The aufs whiteout names, which image tars carry.
+const (
+	// WhiteoutPrefix starts the name of a whiteout: ".wh.<name>" deletes
+	// <name> of the layers below.
+	WhiteoutPrefix = ".wh."
+	// WhiteoutMetaPrefix starts aufs's own entries, which are not
+	// whiteouts of a file called ".wh.<something>".
+	WhiteoutMetaPrefix = WhiteoutPrefix + WhiteoutPrefix
+	// WhiteoutOpaqueDir in a directory hides everything the layers below
+	// have in that directory.
+	WhiteoutOpaqueDir = WhiteoutMetaPrefix + ".opq"
+	// WhiteoutLinkDir at the top of an aufs layer holds the targets of
+	// hard links whose other names were removed.
+	WhiteoutLinkDir = WhiteoutMetaPrefix + "plnk"
+)
+
+// OverlayOpaqueXattr marks an overlay directory as opaque when set to "y".
+const OverlayOpaqueXattr = "trusted.overlay.opaque"
+
+// overlayXattrPrefix is overlay's private namespace: redirect, origin,
+// impure, metacopy and opaque are kernel bookkeeping of one upper dir and
+// mean nothing in another layer.
+const overlayXattrPrefix = "trusted.overlay."
+
+// paxXattrPrefix is how tar (GNU tar, Docker, containerd) carries xattrs.
+const paxXattrPrefix = "SCHILY.xattr."
+
 // ApplyOptions configure Apply.
 type ApplyOptions struct {
 	Whiteouts WhiteoutFormat
@@ -36,24 +71,48 @@ type ExportOptions struct {
 	Whiteouts WhiteoutFormat
 }
 
-var errUnimplemented = errors.New("archive: not implemented yet")
+// ErrUnsafePath is wrapped by every refusal of a tar entry that would
+// write outside the layer.
+var ErrUnsafePath = errors.New("unsafe path in layer archive")
 
-// Apply unpacks the tar stream r into dest and returns the bytes of file
-// content written.
-func Apply(dest string, r io.Reader, opts ApplyOptions) (int64, error) {
-	return 0, errUnimplemented
+// UnsafePathError names the refused entry and why it was refused.
+type UnsafePathError struct {
+	Entry  string
+	Reason string
 }
 
-// Export tars the directory dir (a layer's own changes, such as overlay's
-// diff/ or aufs's diff/<id>) with aufs-form whiteouts.
-func Export(dir string, opts ExportOptions) (io.ReadCloser, error) {
-	return nil, errUnimplemented
+func (e *UnsafePathError) Error() string {
+	return fmt.Sprintf("tar entry %q: %v: %s", e.Entry, ErrUnsafePath, e.Reason)
 }
 
-// ExportChanges compares the full tree layer with the full tree parent
-// (parent "" for a base layer) and tars what changed, deleted paths as
-// aufs-form whiteouts: the naive diff, for drivers whose layers are full
-// trees.
-func ExportChanges(layer, parent string) (io.ReadCloser, error) {
-	return nil, errUnimplemented
+func (e *UnsafePathError) Unwrap() error { return ErrUnsafePath }
+
+// ChangeKind says what happened to a path between a parent and a layer.
+type ChangeKind int
+
+const (
+	ChangeModify ChangeKind = iota
+	ChangeAdd
+	ChangeDelete
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangeModify:
+		return "C"
+	case ChangeAdd:
+		return "A"
+	case ChangeDelete:
+		return "D"
+	}
+	return "?"
 }
+
+// Change is one changed path, relative to the layer root, as
+// `docker diff` lists them.
+type Change struct {
+	Path string
+	Kind ChangeKind
+}
+
+func (c Change) String() string { return c.Kind.String() + " " + c.Path }

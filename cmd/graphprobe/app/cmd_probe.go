@@ -2,17 +2,14 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/selector/daemonjson"
 )
 
 const probeUsage = `Usage: graphprobe probe [FLAGS]
@@ -79,53 +76,32 @@ func (c *commonFlags) resolveDataRoot() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if dr != "" {
-		return dr, nil
-	}
-	return probe.DefaultDataRoot, nil
+	// "": the probe's default (a capture's own data-root, else
+	// /var/lib/docker).
+	return dr, nil
 }
 
-// dataRootFromConfig reads "data-root" from daemon.json; a missing file is
-// no error, a malformed one is.
+// dataRootFromConfig reads "data-root" (or the older "graph") from
+// daemon.json; a missing file is no error, a malformed one is.
 func dataRootFromConfig(path string) (string, error) {
-	data, err := readConfigFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := daemonjson.Open(path)
+	if err != nil {
+		return "", withCode(ExitRuntime, err)
+	}
+	if !f.Exists {
 		return "", nil
 	}
+	doc, err := daemonjson.Parse(path, f.Content)
 	if err != nil {
-		return "", err
+		return "", withCode(ExitRuntime, err)
 	}
-	var cfg struct {
-		DataRoot *string `json:"data-root"`
-		Graph    *string `json:"graph"`
-	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if doc.DataRoot == "" {
 		return "", nil
 	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
+	if !filepath.IsAbs(doc.DataRoot) {
+		return "", withCode(ExitRuntime, fmt.Errorf("%s: data-root %q must be an absolute path", path, doc.DataRoot))
 	}
-	switch {
-	case cfg.DataRoot != nil && *cfg.DataRoot != "":
-		return filepath.Clean(*cfg.DataRoot), nil
-	case cfg.Graph != nil && *cfg.Graph != "":
-		return filepath.Clean(*cfg.Graph), nil
-	}
-	return "", nil
-}
-
-func readConfigFile(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: not a regular file", path)
-	}
-	if st.Size() > 1<<20 {
-		return nil, fmt.Errorf("read %s: larger than 1 MiB, not a daemon.json", path)
-	}
-	return os.ReadFile(path)
+	return filepath.Clean(doc.DataRoot), nil
 }
 
 func doProbe(ctx context.Context, c *commonFlags, loadModules bool) (*probe.Report, error) {

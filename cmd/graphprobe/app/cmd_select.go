@@ -1,0 +1,267 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	_ "github.com/graphprobe/graphprobe/drivers/all" // every driver graphprobe can initialise
+	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/selector"
+	"github.com/graphprobe/graphprobe/selector/daemonjson"
+	"github.com/graphprobe/graphprobe/selector/lock"
+	"github.com/graphprobe/graphprobe/selector/policy"
+)
+
+const selectUsage = `Usage: graphprobe select [FLAGS]
+
+Probe the host, decide which storage driver the target Docker release will
+accept and run best, initialise and benchmark it in a scratch area of the
+data-root (all mounts in a private mount namespace, removed afterwards),
+then merge the result into daemon.json: only storage-driver and storage-opts
+(and features.containerd-snapshotter where needed) change, atomically, with
+a backup. A rerun that finds nothing to change writes nothing.
+
+Flags:
+  --dry-run                 decide and show the daemon.json diff, write nothing
+  --driver NAME             check and use this driver, or fail saying why not
+  --policy FILE             YAML policy: priority, exclude, strategy, benchmark
+                            sizes and weights, storage-opts per driver
+  --bench quick|full|off    benchmark depth (default quick; full prints lines
+                            that benchstat reads)
+  --strategy priority|fastest
+                            Docker's order (default), or the fastest eligible
+                            driver when it beats the first by more than the
+                            measured spread
+  --force                   allow switching away from a driver that holds
+                            images (nothing is deleted; they are hidden)
+  --no-load-modules         never modprobe a driver's module (dockerd would);
+                            such a driver is then decided on availability
+  --lock-file FILE          serialise runs on this lock (default ` + lock.DefaultPath + `)
+  --lock-timeout DURATION   how long to wait for another run (default 60s)
+  --benchstat FILE          also write the benchmark lines to FILE
+` + commonUsage + `
+Exit codes: 0 written, already up to date, or dry run; 1 runtime error
+(nothing written); 2 usage error; 3 no usable driver; 4 refused for safety
+(prior driver data would be hidden, several prior drivers, or a dockerd flag
+also sets the driver).
+
+Examples:
+  graphprobe select --dry-run
+  graphprobe select --docker-version 20.10.24 --format json
+  graphprobe select --driver overlay2 --bench off
+  graphprobe select --strategy fastest --bench full --benchstat /tmp/bench.txt
+  graphprobe select --root-prefix testdata/hosts/centos-7.9 --docker-version 17.03 --dry-run
+`
+
+const benchUsage = `Usage: graphprobe bench [DRIVER...] [FLAGS]
+
+Initialise and benchmark the named drivers (default: every eligible one) in
+a scratch area of the data-root, interleaved round-robin, and report median,
+spread and units. Writes nothing.
+
+Flags:
+  --bench quick|full        depth (default full)
+  --policy FILE             benchmark sizes and weights
+  --no-load-modules         never modprobe a driver's module
+  --benchstat FILE          also write the benchmark lines to FILE
+` + commonUsage + `
+Examples:
+  graphprobe bench
+  graphprobe bench overlay2 vfs --bench quick
+  graphprobe bench --format json | jq '.candidates[] | {driver, benchmark}'
+  graphprobe bench --benchstat new.txt && benchstat old.txt new.txt
+`
+
+func selectCommand() *command {
+	return &command{name: "select", summary: "probe, decide, initialise and benchmark, then write daemon.json", usage: selectUsage,
+		run: func(ctx context.Context, e *env, args []string) error { return runSelect(ctx, e, args, false) }}
+}
+
+func benchCommand() *command {
+	return &command{name: "bench", summary: "initialise and benchmark drivers, report only", usage: benchUsage,
+		run: func(ctx context.Context, e *env, args []string) error { return runSelect(ctx, e, args, true) }}
+}
+
+func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error {
+	name := "select"
+	if benchOnly {
+		name = "bench"
+	}
+	fs := newFlagSet(name)
+	c := addCommon(fs)
+	var dryRun, force, noLoad bool
+	var driver, policyPath, lockFile, benchstat string
+	var lockTimeout time.Duration
+	benchDefault := "quick"
+	if benchOnly {
+		benchDefault = "full"
+	}
+	bench := newEnum(fs.FlagSet, "bench", benchDefault, "", "quick", "full", "off")
+	strategy := newEnum(fs.FlagSet, "strategy", "", "", "priority", "fastest")
+	fs.StringVar(&policyPath, "policy", "", "")
+	fs.BoolVar(&noLoad, "no-load-modules", false, "")
+	fs.StringVar(&benchstat, "benchstat", "", "")
+	if !benchOnly {
+		fs.BoolVar(&dryRun, "dry-run", false, "")
+		fs.BoolVar(&force, "force", false, "")
+		fs.StringVar(&driver, "driver", "", "")
+		fs.StringVar(&lockFile, "lock-file", lock.DefaultPath, "")
+		fs.DurationVar(&lockTimeout, "lock-timeout", 60*time.Second, "")
+	}
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if !benchOnly {
+		if err := noPositional(name, pos); err != nil {
+			return err
+		}
+	}
+	if benchOnly && *bench == "off" {
+		return usageErrorf("bench: --bench off benchmarks nothing")
+	}
+	var benchDrivers []string
+	for _, d := range pos {
+		if !contains(knownDrivers(), d) {
+			return usageErrorf("%s: unknown driver %q (known: %s)", name, d, strings.Join(knownDrivers(), ", "))
+		}
+		benchDrivers = append(benchDrivers, d)
+	}
+	if driver != "" && !contains(knownDrivers(), selector.GraphDriverFor(driver)) {
+		return usageErrorf("select: --driver %q: unknown driver (known: %s)", driver, strings.Join(knownDrivers(), ", "))
+	}
+	var dv selector.DockerVersion
+	if c.dockerVersion != "" {
+		if dv, err = selector.ParseDockerVersion(c.dockerVersion); err != nil {
+			return usageErrorf("--docker-version: %v", err)
+		}
+	}
+
+	var pol *policy.Policy
+	if policyPath != "" {
+		if pol, err = policy.Load(policyPath); err != nil {
+			return withCode(ExitRuntime, err)
+		}
+	}
+	live := c.rootPrefix == ""
+	if live && os.Geteuid() != 0 {
+		what := "mount test layers in a scratch area of the data-root and to write " + c.configPath()
+		if benchOnly {
+			what = "mount test layers in a scratch area of the data-root"
+		}
+		return withCode(ExitRuntime, fmt.Errorf("%s needs root to %s; rerun as root (nothing was changed)", name, what))
+	}
+
+	// One run at a time on a host: a second waits, saying who holds it.
+	if live && !benchOnly {
+		l, err := lock.Acquire(ctx, lockFile, lock.Options{Timeout: lockTimeout, OnWait: func(pid int) {
+			fmt.Fprintf(e.stderr, "graphprobe: waiting up to %s for another graphprobe run (pid %d) holding %s\n", lockTimeout, pid, lockFile)
+		}})
+		if err != nil {
+			return withCode(ExitRuntime, err)
+		}
+		defer l.Release()
+	}
+
+	cfgFile, err := daemonjson.Open(c.configPath())
+	if err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	var doc *daemonjson.Document
+	if cfgFile.Exists {
+		if doc, err = daemonjson.Parse(c.configPath(), cfgFile.Content); err != nil {
+			return withCode(ExitRuntime, err)
+		}
+	}
+	dataRoot := c.dataRoot
+	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
+		dataRoot = doc.DataRoot
+	}
+	r, err := probe.Run(ctx, probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot})
+	if err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	source := "flag"
+	if c.dockerVersion == "" {
+		switch v, perr := selector.ParseDockerVersion(r.Docker.Version); {
+		case r.Docker.Version != "" && perr == nil:
+			dv, source = v, "dockerd"
+		default:
+			dv, source = selector.NewestKnown, "newest-known"
+		}
+	}
+	var progress io.Writer
+	if f, ok := e.stderr.(*os.File); ok && isTerminal(f) && *bench != "off" {
+		progress = &progressWriter{w: f}
+	}
+	res, err := selector.Run(ctx, selector.Request{
+		Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc,
+		DockerVersion: dv, DockerVersionSource: source, Policy: pol,
+		Driver: driver, Force: force, DryRun: dryRun, Bench: *bench, Strategy: *strategy,
+		LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
+		Progress: progress, Exec: nil,
+	})
+	if p, ok := progress.(*progressWriter); ok {
+		p.done()
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return withCode(signalled(ctx), fmt.Errorf("%s interrupted: every mount and scratch dir was removed, daemon.json is untouched", name))
+		}
+		return withCode(ExitRuntime, err)
+	}
+	if benchstat != "" && len(res.BenchLines) > 0 {
+		if err := os.WriteFile(benchstat, []byte(strings.Join(res.BenchLines, "\n")+"\n"), 0o644); err != nil {
+			return withCode(ExitRuntime, fmt.Errorf("write benchmark lines: %w", err))
+		}
+	}
+	if err := writeDoc(e.stdout, *c.format, res, func(w io.Writer, s *style) { renderSelectText(w, s, res, dryRun, *bench == "full") }); err != nil {
+		return err
+	}
+	switch out := res.Outcome(); {
+	case out == nil:
+		return nil
+	case errors.Is(out, selector.ErrRefused):
+		return withCode(ExitRefused, out)
+	default:
+		return withCode(ExitNoDriver, out)
+	}
+}
+
+func knownDrivers() []string {
+	var names []string
+	for _, n := range []string{"overlay2", "fuse-overlayfs", "btrfs", "zfs", "aufs", "overlay", "devicemapper", "vfs"} {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// progressWriter keeps one status line on a terminal.
+type progressWriter struct {
+	w    *os.File
+	last int
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	line := strings.TrimRight(string(b), "\n")
+	pad := ""
+	if n := p.last - len(line); n > 0 {
+		pad = strings.Repeat(" ", n)
+	}
+	p.last = len(line)
+	fmt.Fprintf(p.w, "\r%s%s", line, pad)
+	return len(b), nil
+}
+
+func (p *progressWriter) done() {
+	if p.last > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.last))
+	}
+}

@@ -1,0 +1,235 @@
+package ovl
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/probe"
+	"golang.org/x/sys/unix"
+)
+
+// TestDir is where init checks run: the home if it exists (it may be a
+// mount of its own), else its parent, as Docker does.
+func TestDir(home string) string {
+	if _, err := os.Stat(home); errors.Is(err, fs.ErrNotExist) {
+		return filepath.Dir(home)
+	}
+	return home
+}
+
+// HaveOverlay reads /proc/filesystems: the kernel has overlay once it is
+// listed there (built in, or its module loaded).
+func HaveOverlay(driver string) error {
+	f, err := os.Open("/proc/filesystems")
+	if err != nil {
+		return fmt.Errorf("read /proc/filesystems: %w", err)
+	}
+	defer f.Close()
+	fss, err := probe.ParseFilesystems(f)
+	if err != nil {
+		return fmt.Errorf("read /proc/filesystems: %w", err)
+	}
+	if !fss["overlay"] {
+		return drivers.NotSupported(driver, drivers.ErrNotSupported, "load the overlay module (modprobe overlay), or use a kernel with CONFIG_OVERLAY_FS",
+			"overlay is not in /proc/filesystems")
+	}
+	return nil
+}
+
+// refusalHints are the remedies for a refused backing filesystem.
+var refusalHints = map[string]string{
+	"overlayfs": "the data-root is itself on overlayfs, as in Docker-in-Docker or a container's root filesystem: put the data-root on a volume (ext4, xfs), or use fuse-overlayfs",
+	"aufs":      "put the data-root on ext4 or xfs",
+	"zfs":       "use the zfs storage driver, or put the data-root on ext4 or xfs",
+	"ecryptfs":  "put the data-root outside the encrypted home directory",
+	"nfs":       "put the data-root on a local filesystem (ext4, xfs)",
+}
+
+// BackingFS names the filesystem under dir (Docker's name) and refuses
+// the ones driver's registry entry lists, with ErrIncompatibleFS.
+func BackingFS(driver, dir string) (string, error) {
+	name, _, _, _, err := probe.Statfs(dir)
+	if err != nil {
+		return "", fmt.Errorf("%s: find the backing filesystem: %w", driver, err)
+	}
+	info, _ := drivers.Lookup(driver)
+	if slices.Contains(info.RefusedBackingFS, name) {
+		return name, drivers.NotSupported(driver, drivers.ErrIncompatibleFS, refusalHints[name],
+			"%s is on %s, which %s does not support as its backing filesystem", dir, name, driver)
+	}
+	return name, nil
+}
+
+// CheckDType refuses a backing filesystem without d_type, with Docker's
+// remedy for it.
+func CheckDType(driver, dir, fsName string) error {
+	ok, err := probe.SupportsDType(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", driver, err)
+	}
+	if !ok {
+		return drivers.NotSupported(driver, drivers.ErrNotSupported, probe.DTypeHint(fsName),
+			"the backing %s filesystem of %s is formatted without d_type support, which leads to incorrect behavior", fsName, dir)
+	}
+	return nil
+}
+
+// IndexOff is what Docker and containerd add to the mount data when the
+// kernel has overlay's index feature: the index ties an upper dir to its
+// first lowers, and a layer is mounted over different stacks.
+func IndexOff() []string {
+	if _, err := os.Stat("/sys/module/overlay/parameters/index"); err == nil {
+		return []string{"index=off"}
+	}
+	return nil
+}
+
+// fixture is a throwaway overlay stack for the init checks.
+type fixture struct {
+	dir    string
+	lowers []string
+	spec   Spec
+}
+
+// newFixture makes lower1..n (n nearest), upper, work and merged in a
+// scratch dir of parent.
+func newFixture(parent, kind string, n int, opts []string) (*fixture, error) {
+	dir, err := probe.MakeScratch(parent, kind)
+	if err != nil {
+		return nil, err
+	}
+	f := &fixture{dir: dir, spec: Spec{Home: dir, Upper: "upper", Work: "work", Target: "merged", Options: opts}}
+	for i := n; i >= 1; i-- {
+		f.spec.Lowers = append(f.spec.Lowers, fmt.Sprintf("lower%d", i))
+	}
+	for _, d := range append(append([]string{}, f.spec.Lowers...), "upper", "work", "merged") {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func (f *fixture) path(rel string) string { return filepath.Join(f.dir, rel) }
+
+func (f *fixture) mount() error {
+	_, err := f.spec.Mount(Absolute, nil)
+	return err
+}
+
+func (f *fixture) close(mounted bool) {
+	if mounted {
+		_ = unix.Unmount(f.path("merged"), unix.MNT_DETACH)
+	}
+	os.RemoveAll(f.dir)
+}
+
+// TestMount mounts an overlay with n lowers in a scratch dir of dir, as
+// Docker's init does (n=2 checks multiple lower layers).
+func TestMount(driver, dir string, n int, opts []string) error {
+	f, err := newFixture(dir, driver+"-check", n, opts)
+	if err != nil {
+		return fmt.Errorf("%s: test mount: %w", driver, err)
+	}
+	if err := f.mount(); err != nil {
+		f.close(false)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EOPNOTSUPP) {
+			return drivers.NotSupported(driver, drivers.ErrNotSupported, "", "an overlay test mount with %d lower layers in %s failed: %v", n, dir, err)
+		}
+		return fmt.Errorf("%s: test mount: %w", driver, err)
+	}
+	f.close(true)
+	return nil
+}
+
+// NativeDiff is Docker's test of whether a layer's diff/ can be tarred as
+// it is: an opaque directory must not stay opaque when it is copied up
+// (fixed in 4.8), a renamed directory must not carry a redirect xattr
+// (redirect_dir on), and metacopy must be off (a metadata-only copy-up
+// has no data to tar). A nil error means native diff works.
+func NativeDiff(dir string, opts []string) error {
+	f, err := newFixture(dir, "native-diff-check", 2, opts)
+	if err != nil {
+		return err
+	}
+	l2, l1 := f.spec.Lowers[0], f.spec.Lowers[1]
+	for _, d := range []string{filepath.Join(l1, "d"), filepath.Join(l1, "d1"), filepath.Join(l2, "d")} {
+		if err := os.Mkdir(f.path(d), 0o755); err != nil {
+			f.close(false)
+			return err
+		}
+	}
+	if err := unix.Lsetxattr(f.path(filepath.Join(l2, "d")), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		f.close(false)
+		return fmt.Errorf("set the opaque xattr on the middle layer: %w", err)
+	}
+	if err := os.WriteFile(f.path(filepath.Join(l1, "meta")), []byte("data"), 0o644); err != nil {
+		f.close(false)
+		return err
+	}
+	if err := f.mount(); err != nil {
+		f.close(false)
+		return err
+	}
+	defer f.close(true)
+	if err := os.WriteFile(f.path("merged/d/f"), nil, 0o644); err != nil {
+		return fmt.Errorf("copy up through overlay: %w", err)
+	}
+	if v, err := getxattr(f.path("upper/d"), "trusted.overlay.opaque"); err == nil && string(v) == "y" {
+		return errors.New("the opaque xattr is copied up (kernels before 4.8)")
+	}
+	if err := os.Rename(f.path("merged/d1"), f.path("merged/d2")); err != nil {
+		if !errors.Is(err, unix.EXDEV) {
+			return fmt.Errorf("rename a directory through overlay: %w", err)
+		}
+		// redirect_dir off: directories are copied, not redirected.
+	} else if v, err := getxattr(f.path("upper/d2"), "trusted.overlay.redirect"); err == nil && len(v) > 0 {
+		return errors.New("redirect_dir is on by default: a renamed directory carries a redirect xattr that a tar of diff/ cannot express")
+	}
+	if err := os.Chmod(f.path("merged/meta"), 0o600); err != nil {
+		return fmt.Errorf("chmod through overlay: %w", err)
+	}
+	if _, err := getxattr(f.path("upper/meta"), "trusted.overlay.metacopy"); err == nil {
+		return errors.New("metacopy is on: a chmod copies up metadata only, leaving no data in diff/ to tar")
+	}
+	return nil
+}
+
+// UsingMetacopy reports whether copy-up is metadata-only by default here,
+// for the "Using metacopy" status row.
+func UsingMetacopy(dir string, opts []string) (bool, error) {
+	f, err := newFixture(dir, "metacopy-check", 1, opts)
+	if err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(f.path("lower1/f"), nil, 0o700); err != nil {
+		f.close(false)
+		return false, err
+	}
+	if err := f.mount(); err != nil {
+		f.close(false)
+		return false, err
+	}
+	defer f.close(true)
+	if err := os.Chmod(f.path("merged/f"), 0o600); err != nil {
+		return false, fmt.Errorf("chmod through overlay: %w", err)
+	}
+	_, err = getxattr(f.path("upper/f"), "trusted.overlay.metacopy")
+	return err == nil, nil
+}
+
+func getxattr(p, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	n, err := unix.Lgetxattr(p, name, buf)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(buf[:n]), nil
+}

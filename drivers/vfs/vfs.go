@@ -1,0 +1,266 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/drivers/archive"
+	"github.com/graphprobe/graphprobe/drivers/internal/fscopy"
+	"github.com/graphprobe/graphprobe/probe"
+)
+
+// Name is the driver's name as Docker spells it.
+const Name = "vfs"
+
+// brokenXattrs is the only value Docker accepts for vfs.xattrs: the name
+// says what a copy without security.capability does to binaries.
+const brokenXattrs = "i_want_broken_containers"
+
+func init() { drivers.Register(Name, Init) }
+
+// Driver is the vfs driver in one home directory.
+type Driver struct {
+	home string
+	// bestEffortXattrs: vfs.xattrs=i_want_broken_containers.
+	bestEffortXattrs bool
+
+	mu   sync.Mutex
+	refs map[string]int
+}
+
+// Init makes home/dir and returns the driver. vfs needs nothing from the
+// kernel, so it never returns a not-supported class error; an unknown or
+// unimplemented storage option is an error, as in dockerd. opts.Mounter
+// is not used: vfs mounts nothing.
+func Init(home string, opts drivers.Options) (drivers.Driver, error) {
+	d := &Driver{home: home, refs: map[string]int{}}
+	if err := d.parseOptions(opts.StorageOpts); err != nil {
+		return nil, err
+	}
+	// 0710 as dockerd makes them: traversable by the remapped root group,
+	// not listable by others.
+	for _, dir := range []string{home, filepath.Join(home, "dir")} {
+		if err := os.MkdirAll(dir, 0o710); err != nil {
+			return nil, fmt.Errorf("init vfs in %s: %w", home, err)
+		}
+	}
+	return d, nil
+}
+
+func (d *Driver) parseOptions(opts []string) error {
+	for _, opt := range opts {
+		key, val, ok := strings.Cut(opt, "=")
+		if !ok {
+			return fmt.Errorf("parse vfs storage option %q: want key=value", opt)
+		}
+		switch key = strings.ToLower(strings.TrimSpace(key)); key {
+		case "vfs.xattrs":
+			if strings.TrimSpace(val) != brokenXattrs {
+				return fmt.Errorf("parse vfs storage option %q: do not set vfs.xattrs unless you accept containers whose file capabilities are dropped (the only value is %s)", opt, brokenXattrs)
+			}
+			d.bestEffortXattrs = true
+		case "size":
+			return fmt.Errorf("parse vfs storage option %q: vfs sizes need xfs project quotas, which graphprobe does not implement; drop the option to benchmark vfs", opt)
+		default:
+			return fmt.Errorf("parse vfs storage option %q: unknown option %s for vfs (dockerd knows size and vfs.xattrs)", opt, key)
+		}
+	}
+	return nil
+}
+
+// Name implements drivers.Driver.
+func (d *Driver) Name() string { return Name }
+
+// Home implements drivers.Driver.
+func (d *Driver) Home() string { return d.home }
+
+func (d *Driver) dir(id string) string { return filepath.Join(d.home, "dir", id) }
+
+// Create copies parent's tree into a new layer: the whole cost of vfs.
+func (d *Driver) Create(id, parent string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("create layer: %w", err)
+	}
+	var parentDir string
+	if parent != "" {
+		if err := validID(parent); err != nil {
+			return fmt.Errorf("create layer %s: parent: %w", id, err)
+		}
+		parentDir = d.dir(parent)
+		if !isDir(parentDir) {
+			return fmt.Errorf("create layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
+		}
+	}
+	dir := d.dir(id)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create layer %s: %s already exists", id, dir)
+		}
+		return fmt.Errorf("create layer %s: %w", id, err)
+	}
+	if parent == "" {
+		return nil
+	}
+	err := fscopy.CopyWith(parentDir, dir, fscopy.Options{Mode: fscopy.Content, BestEffortXattrs: d.bestEffortXattrs})
+	if err != nil {
+		// A half copy is not a layer: leave no directory that Exists
+		// would report.
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("create layer %s from %s: %w", id, parent, err)
+	}
+	return nil
+}
+
+// Remove deletes the layer's directory. A layer with references from Get
+// is refused: in a driver that mounts, it would be busy.
+func (d *Driver) Remove(id string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("remove layer: %w", err)
+	}
+	d.mu.Lock()
+	n := d.refs[id]
+	d.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("remove layer %s: in use (%d references from Get); Put it first", id, n)
+	}
+	dir := d.dir(id)
+	if _, err := os.Lstat(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove layer %s: %w", id, drivers.ErrLayerNotExist)
+		}
+		return fmt.Errorf("remove layer %s: %w", id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove layer %s: %w", id, err)
+	}
+	return nil
+}
+
+// Get returns the layer's directory and takes a reference.
+func (d *Driver) Get(id string) (string, error) {
+	if err := validID(id); err != nil {
+		return "", fmt.Errorf("get layer: %w", err)
+	}
+	dir := d.dir(id)
+	if !isDir(dir) {
+		return "", fmt.Errorf("get layer %s: %w", id, drivers.ErrLayerNotExist)
+	}
+	d.mu.Lock()
+	d.refs[id]++
+	d.mu.Unlock()
+	return dir, nil
+}
+
+// Put releases a reference taken by Get.
+func (d *Driver) Put(id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.refs[id] == 0 {
+		return fmt.Errorf("put layer %s: %w", id, drivers.ErrNotMounted)
+	}
+	if d.refs[id]--; d.refs[id] == 0 {
+		delete(d.refs, id)
+	}
+	return nil
+}
+
+// Exists reports whether the layer's directory exists.
+func (d *Driver) Exists(id string) bool {
+	return validID(id) == nil && isDir(d.dir(id))
+}
+
+// Status gives the backing filesystem and the number of layers; dockerd
+// itself shows no rows for vfs except the best-effort xattrs warning.
+func (d *Driver) Status() [][2]string {
+	fsName, _, _, _, err := probe.Statfs(d.home)
+	if err != nil {
+		fsName = "unknown"
+	}
+	n := 0
+	if entries, err := os.ReadDir(filepath.Join(d.home, "dir")); err == nil {
+		n = len(entries)
+	}
+	rows := [][2]string{
+		{"Backing Filesystem", fsName},
+		{"Dirs", strconv.Itoa(n)},
+	}
+	if d.bestEffortXattrs {
+		rows = append(rows, [2]string{"Extended file attributes", "best-effort"})
+	}
+	return rows
+}
+
+// Cleanup drops every reference; vfs has no mounts to undo.
+func (d *Driver) Cleanup() error {
+	d.mu.Lock()
+	clear(d.refs)
+	d.mu.Unlock()
+	return nil
+}
+
+// ApplyDiff unpacks the stream onto the layer's full tree: a whiteout
+// deletes the path below it. parent is not needed, the layer already holds
+// a copy of it.
+func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (int64, error) {
+	if err := validID(id); err != nil {
+		return 0, fmt.Errorf("apply diff: %w", err)
+	}
+	dir := d.dir(id)
+	if !isDir(dir) {
+		return 0, fmt.Errorf("apply diff to layer %s: %w", id, drivers.ErrLayerNotExist)
+	}
+	n, err := archive.Apply(dir, diff, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
+	if err != nil {
+		return n, fmt.Errorf("apply diff to layer %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// Diff compares the layer's tree with its parent's (the naive diff, as
+// dockerd's vfs does): vfs keeps no record of what changed.
+func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
+	if err := validID(id); err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	dir := d.dir(id)
+	if !isDir(dir) {
+		return nil, fmt.Errorf("diff layer %s: %w", id, drivers.ErrLayerNotExist)
+	}
+	var parentDir string
+	if parent != "" {
+		if err := validID(parent); err != nil {
+			return nil, fmt.Errorf("diff layer %s: parent: %w", id, err)
+		}
+		parentDir = d.dir(parent)
+		if !isDir(parentDir) {
+			return nil, fmt.Errorf("diff layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
+		}
+	}
+	rc, err := archive.ExportChanges(dir, parentDir)
+	if err != nil {
+		return nil, fmt.Errorf("diff layer %s against %q: %w", id, parent, err)
+	}
+	return rc, nil
+}
+
+// validID refuses ids that are not one path element: an id is joined to
+// the home directory and must not reach outside it.
+func validID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid layer id %q: want one path element", id)
+	}
+	return nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}

@@ -1,0 +1,182 @@
+package daemonjson
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestStorageOpts(t *testing.T) {
+	tests := []struct {
+		name     string
+		existing []string
+		driver   string
+		version  string
+		policy   []string
+		want     OptsResult
+	}{
+		{
+			name: "nothing", driver: "overlay2", version: "27.0.3",
+			want: OptsResult{Opts: []string{}},
+		},
+		{
+			name: "own options kept in order", existing: []string{"overlay2.size=10G", "Overlay2.Other=1"}, driver: "overlay2", version: "27.0.3",
+			want: OptsResult{Opts: []string{"overlay2.size=10G", "Overlay2.Other=1"}},
+		},
+		{
+			name: "other drivers' options dropped", existing: []string{"dm.basesize=20G", "overlay2.size=10G", "zfs.fsname=tank/docker", "size=5G"}, driver: "overlay2", version: "27.0.3",
+			want: OptsResult{Opts: []string{"overlay2.size=10G"}, Dropped: []DroppedOpt{
+				{"dm.basesize=20G", "an option of devicemapper, not overlay2: dockerd refuses another driver's options"},
+				{"zfs.fsname=tank/docker", "an option of zfs, not overlay2: dockerd refuses another driver's options"},
+				{"size=5G", "not an option of overlay2: dockerd refuses unknown options"},
+			}},
+		},
+		{
+			name: "devicemapper owns dm options", existing: []string{"dm.thinpooldev=/dev/mapper/docker-pool", "dm.use_deferred_removal=true", "overlay2.size=1G"}, driver: "devicemapper", version: "20.10.24",
+			want: OptsResult{Opts: []string{"dm.thinpooldev=/dev/mapper/docker-pool", "dm.use_deferred_removal=true"}, Dropped: []DroppedOpt{
+				{"overlay2.size=1G", "an option of overlay2, not devicemapper: dockerd refuses another driver's options"},
+			}},
+		},
+		{
+			name: "vfs owns bare size", existing: []string{"size=5G", "vfs.xattrs=best-effort"}, driver: "vfs", version: "28.1.0",
+			want: OptsResult{Opts: []string{"size=5G", "vfs.xattrs=best-effort"}},
+		},
+		{
+			name: "malformed option dropped", existing: []string{"overlay2.size", "=x"}, driver: "overlay2", version: "28.1.0",
+			want: OptsResult{Opts: []string{}, Dropped: []DroppedOpt{
+				{"overlay2.size", "not in key=value form: dockerd refuses it"},
+				{"=x", "not in key=value form: dockerd refuses it"},
+			}},
+		},
+		{
+			name: "override_kernel_check kept before 19.03.7", existing: []string{"overlay2.override_kernel_check=true"}, driver: "overlay2", version: "17.06.2-ce",
+			want: OptsResult{Opts: []string{"overlay2.override_kernel_check=true"}},
+		},
+		{
+			name: "override_kernel_check dropped from 19.03.7", existing: []string{"overlay2.override_kernel_check=true"}, driver: "overlay2", version: "19.03.7",
+			want: OptsResult{Opts: []string{}, Dropped: []DroppedOpt{
+				{"overlay2.override_kernel_check=true", "overlay2.override_kernel_check is ignored since Docker 19.03.7 and stops Docker 24 from starting"},
+			}},
+		},
+		{
+			name: "override_kernel_check refused from 24", existing: []string{"overlay2.override_kernel_check=1", "overlay2.size=1G"}, driver: "overlay2", version: "24.0.0",
+			want: OptsResult{Opts: []string{"overlay2.size=1G"}, Dropped: []DroppedOpt{
+				{"overlay2.override_kernel_check=1", "overlay2.override_kernel_check is an unknown option from Docker 24 on: dockerd would not start"},
+			}},
+		},
+		{
+			name: "unknown version counts as newest", existing: []string{"overlay2.override_kernel_check=true"}, driver: "overlay2", version: "",
+			want: OptsResult{Opts: []string{}, Dropped: []DroppedOpt{
+				{"overlay2.override_kernel_check=true", "overlay2.override_kernel_check is an unknown option from Docker 24 on: dockerd would not start"},
+			}},
+		},
+		{
+			name: "duplicate key keeps the later value", existing: []string{"overlay2.size=1G", "overlay2.size=2G"}, driver: "overlay2", version: "25.0.0",
+			want: OptsResult{Opts: []string{"overlay2.size=2G"}, Dropped: []DroppedOpt{
+				{"overlay2.size=1G", "overlay2.size is set again later in the list; the later value is kept"},
+			}},
+		},
+		{
+			name: "policy overrides by key in place and appends", existing: []string{"overlay2.size=1G", "overlay2.a=1"}, driver: "overlay2", version: "25.0.0",
+			policy: []string{"overlay2.size=20G", "overlay2.b=2", "overlay2.a=1"},
+			want: OptsResult{Opts: []string{"overlay2.size=20G", "overlay2.a=1", "overlay2.b=2"}, Added: []string{"overlay2.size=20G", "overlay2.b=2"}, Dropped: []DroppedOpt{
+				{"overlay2.size=1G", "replaced by the policy's overlay2.size=20G"},
+			}},
+		},
+		{
+			name: "policy option for another driver dropped", driver: "btrfs", version: "25.0.0", policy: []string{"overlay2.size=1G", "btrfs.min_space=10G"},
+			want: OptsResult{Opts: []string{"btrfs.min_space=10G"}, Added: []string{"btrfs.min_space=10G"}, Dropped: []DroppedOpt{
+				{"overlay2.size=1G", "policy option: an option of overlay2, not btrfs: dockerd refuses another driver's options"},
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := StorageOpts(tt.existing, tt.driver, tt.version, tt.policy)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got  %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionAtLeast(t *testing.T) {
+	tests := []struct {
+		v                   string
+		major, minor, patch int
+		want                bool
+	}{
+		{"19.03.6", 19, 3, 7, false},
+		{"19.03.7", 19, 3, 7, true},
+		{"19.03.15", 19, 3, 7, true},
+		{"20.10.24+dfsg1", 19, 3, 7, true},
+		{"17.03.2-ce", 19, 3, 7, false},
+		{"v24.0.0", 24, 0, 0, true},
+		{"23.0.6", 24, 0, 0, false},
+		{"29.0", 29, 0, 0, true},
+		{"28.5.2", 29, 0, 0, false},
+		{"", 29, 0, 0, true},
+		{"garbage", 29, 0, 0, true},
+	}
+	for _, tt := range tests {
+		if got := VersionAtLeast(tt.v, tt.major, tt.minor, tt.patch); got != tt.want {
+			t.Errorf("VersionAtLeast(%q, %d.%d.%d) = %v, want %v", tt.v, tt.major, tt.minor, tt.patch, got, tt.want)
+		}
+	}
+}
+
+func TestSnapshotterFor(t *testing.T) {
+	doc := func(s string) *Document {
+		d, err := Parse("t", []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	unset, on, off := doc(`{}`), doc(`{"features":{"containerd-snapshotter":true}}`), doc(`{"features":{"containerd-snapshotter":false}}`)
+	tests := []struct {
+		name       string
+		version    string
+		doc        *Document
+		containerd bool
+		want       SnapshotterChange
+	}{
+		{"29 graph driver, unset: the driver name decides", "29.0.0", unset, false, SnapshotterKeep},
+		{"29 graph driver, explicit true must go", "29.0.0", on, false, SnapshotterOff},
+		{"29 graph driver, explicit false kept", "29.0.0", off, false, SnapshotterKeep},
+		{"29 containerd, unset: the default", "29.0.0", unset, true, SnapshotterKeep},
+		{"29 containerd, explicit false removed", "29.1.0", off, true, SnapshotterUnset},
+		{"29 containerd, explicit true kept", "29.0.0", on, true, SnapshotterKeep},
+		{"27 containerd needs opting in", "27.3.1", unset, true, SnapshotterOn},
+		{"27 containerd over false", "27.3.1", off, true, SnapshotterOn},
+		{"27 graph driver over true", "27.3.1", on, false, SnapshotterOff},
+		{"27 graph driver, unset", "27.3.1", unset, false, SnapshotterKeep},
+		{"no document", "28.0.0", nil, false, SnapshotterKeep},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SnapshotterFor(tt.version, tt.doc, tt.containerd); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDiff(t *testing.T) {
+	old := []byte("{\n  \"debug\": true,\n  \"storage-driver\": \"aufs\"\n}\n")
+	new := []byte("{\n  \"debug\": true,\n  \"storage-driver\": \"overlay2\"\n}\n")
+	want := "--- /etc/docker/daemon.json\n+++ /etc/docker/daemon.json (graphprobe)\n@@ -1,4 +1,4 @@\n {\n   \"debug\": true,\n-  \"storage-driver\": \"aufs\"\n+  \"storage-driver\": \"overlay2\"\n }\n"
+	if got := Diff(testName, old, new); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := Diff(testName, old, old); got != "" {
+		t.Fatalf("equal contents gave %q", got)
+	}
+	wantNew := "--- /dev/null\n+++ /etc/docker/daemon.json (graphprobe)\n@@ -0,0 +1,3 @@\n+{\n+  \"storage-driver\": \"overlay2\"\n+}\n"
+	if got := Diff(testName, nil, []byte("{\n  \"storage-driver\": \"overlay2\"\n}\n")); got != wantNew {
+		t.Fatalf("got\n%s\nwant\n%s", got, wantNew)
+	}
+	wantEOL := "--- /etc/docker/daemon.json\n+++ /etc/docker/daemon.json (graphprobe)\n@@ -1 +1 @@\n-{}\n\\ No newline at end of file\n+{}\n"
+	if got := Diff(testName, []byte("{}"), []byte("{}\n")); got != wantEOL {
+		t.Fatalf("got\n%q\nwant\n%q", got, wantEOL)
+	}
+}
