@@ -126,8 +126,13 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 	if err := put("proc/sys/kernel/osrelease", []byte(release+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"/proc/version", "/proc/filesystems", "/proc/modules", "/proc/self/mountinfo", "/etc/os-release"} {
+	for _, p := range []string{"/proc/version", "/proc/filesystems", "/proc/modules", "/etc/os-release"} {
 		if err := copyFile(p, nil); err != nil {
+			return nil, err
+		}
+	}
+	if data, err := readMountinfo(); err == nil {
+		if err := put("proc/self/mountinfo", data, 0o644); err != nil {
 			return nil, err
 		}
 	}

@@ -405,7 +405,13 @@ func (p *prober) paramOn(name string) *bool {
 
 func (p *prober) readMounts() {
 	file := "/proc/self/mountinfo"
-	data, err := p.h.ReadFile(file)
+	var data []byte
+	var err error
+	if p.h.Live() {
+		data, err = readMountinfo()
+	} else {
+		data, err = p.h.ReadFile(file)
+	}
 	if err != nil {
 		p.mountErr = err
 		if !(errors.Is(err, fs.ErrNotExist) && !p.h.Live()) {

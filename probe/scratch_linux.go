@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -97,9 +98,8 @@ func processAlive(pid int) bool {
 // in our namespace (a mount under a dead run's scratch dir in the host
 // namespace would mean a leak we must not delete through).
 func removeTree(dir string) error {
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		mounts, perr := ParseMountinfo(f)
-		f.Close()
+	if data, err := ReadMountinfo(); err == nil {
+		mounts, perr := ParseMountinfo(bytes.NewReader(data))
 		if perr == nil {
 			for _, m := range mounts {
 				if m.Mountpoint == dir || strings.HasPrefix(m.Mountpoint, dir+"/") {

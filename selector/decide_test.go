@@ -204,7 +204,8 @@ func TestEligibilityReasons(t *testing.T) {
 		{"overlay removed", "overlay", "24.0.0", xenial, "removed in Docker 24.0", ""},
 		{"devicemapper removed", "devicemapper", "25.0.0", trusty, "removed in Docker 25.0", ""},
 		{"fuse-overlayfs too new", "fuse-overlayfs", "19.03.15", dind, "20.10 and later", "upgrade Docker"},
-		{"overlay on overlayfs", "overlay2", "20.10.24", dind, "backing filesystem overlayfs", "fuse-overlayfs"},
+		{"overlay on overlayfs", "overlay2", "20.10.24", dind, "cannot use overlayfs as overlay's upper layer", "fuse-overlayfs"},
+		{"overlay on overlayfs, 19.03", "overlay2", "19.03.15", dind, "backing filesystem overlayfs is unsupported", "fuse-overlayfs"},
 		{"aufs on btrfs", "aufs", "17.03.2", with(btrfsRoot, func(h *host) { h.aufs = probe.ModuleLoaded }), "backing filesystem btrfs", ""},
 		{"btrfs not on btrfs", "btrfs", "20.10.24", with(modernExt4, func(h *host) {}), "", ""},
 		{"overlay2 on old btrfs, 19.03", "overlay2", "19.03.15", with(btrfsRoot, func(h *host) { h.release = "4.4.0" }), "needs kernel 4.7", ""},
@@ -258,4 +259,23 @@ func dump(d *Decision) string {
 		b.WriteString(": " + strings.Join(c.Reasons, "; ") + "\n")
 	}
 	return b.String()
+}
+
+func TestZfsBackingByRelease(t *testing.T) {
+	// Docker before 20.10 refuses overlay2 on zfs by name; from 20.10 it
+	// only tries a mount, which works on zfs 2.2 and later.
+	zfs := host{release: "6.5.0", fs: "zfs", dtype: yes, overlay: yes, multi: yes}
+	if v := eligibility(zfs.report(), MustDockerVersion("19.03.15"), "overlay2"); v.eligible || !strings.Contains(strings.Join(v.reasons, "|"), "refuses it by name") {
+		t.Errorf("19.03 on zfs: %+v", v)
+	}
+	if v := eligibility(zfs.report(), MustDockerVersion("20.10.24"), "overlay2"); !v.eligible {
+		t.Errorf("20.10 on zfs with a working test mount: %+v", v)
+	}
+	noMount := with(zfs, func(h *host) { h.multiHow = probe.MethodVersion })
+	if v := eligibility(noMount.report(), MustDockerVersion("25.0.3"), "overlay2"); !v.eligible || len(v.unverified) == 0 {
+		t.Errorf("25 on zfs without a test mount: %+v, want eligible but unverified", v)
+	}
+	if v := eligibility(dind.report(), MustDockerVersion("25.0.3"), "overlay2"); v.eligible || !strings.Contains(strings.Join(v.reasons, "|"), "upper layer") {
+		t.Errorf("25 on overlayfs: %+v", v)
+	}
 }

@@ -49,13 +49,30 @@ func eligibility(r *probe.Report, dv DockerVersion, driver string) verdict {
 	fs := r.DataRoot.Filesystem
 	refuses := func() bool {
 		for _, bad := range info.RefusedBackingFS {
-			if fs == bad {
-				hint := "put the data-root on ext4 or xfs (for example a dedicated volume mounted at " + r.DataRoot.Path + ")"
-				if fs == "overlayfs" {
-					hint = "the data-root is itself on overlayfs (a container, or Docker-in-Docker): mount a volume at " + r.DataRoot.Path + ", or use fuse-overlayfs (Docker 20.10+)"
-				}
-				v.reject(fmt.Sprintf("backing filesystem %s is unsupported by %s", fs, driver), hint)
+			if fs != bad {
+				continue
+			}
+			hint := "put the data-root on ext4 or xfs (for example a dedicated volume mounted at " + r.DataRoot.Path + ")"
+			if fs == "overlayfs" {
+				hint = "the data-root is itself on overlayfs (a container, or Docker-in-Docker): mount a volume at " + r.DataRoot.Path + ", or use fuse-overlayfs (Docker 20.10+)"
+			}
+			overlayFamily := driver == "overlay2" || driver == "overlay"
+			switch {
+			case !overlayFamily || dv.Less(dv2010):
+				v.reject(fmt.Sprintf("backing filesystem %s is unsupported by %s (Docker %s refuses it by name)", fs, driver, dv), hint)
 				return true
+			case kernelRefusesUpper[fs]:
+				// From 20.10 dockerd only tries a mount (moby #40210), which
+				// fails here: the kernel cannot put overlay's upper layer
+				// on this filesystem.
+				v.reject(fmt.Sprintf("the kernel cannot use %s as overlay's upper layer (dockerd's test mount fails: \"failed to mount overlay: invalid argument\")", fs), hint)
+				return true
+			default:
+				// zfs 2.2 and later can back overlay: only the test mount
+				// on the data-root can tell.
+				if ml := r.Fact(probe.FactMultiLowerdir); ml.Method != probe.MethodMountTest && ml.Method != probe.MethodCaptured {
+					v.unknown(fmt.Sprintf("overlay on %s: Docker %s decides by a test mount, which this probe could not run on the data-root", fs, dv))
+				}
 			}
 		}
 		return false
@@ -163,6 +180,12 @@ func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
 		}
 	}
 }
+
+var dv2010 = DockerVersion{20, 10, 0}
+
+// kernelRefusesUpper are filesystems the kernel refuses as overlay's upper
+// layer, whatever dockerd checks.
+var kernelRefusesUpper = map[string]bool{"overlayfs": true, "aufs": true, "nfs": true}
 
 // joinReasons makes a one-line reason.
 func joinReasons(rs []string) string { return strings.Join(rs, "; ") }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -127,7 +128,7 @@ func unmountAll(t testing.TB, target string) {
 // MountsUnder lists the mount points at or below dir in this process's
 // mount table, deepest first.
 func MountsUnder(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	data, err := readMountinfo()
 	if err != nil {
 		return nil
 	}
@@ -156,7 +157,7 @@ func unescapeMount(s string) string {
 // MountTable returns this process's mount points, for before/after leak checks.
 func MountTable(t testing.TB) []string {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	data, err := readMountinfo()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +169,12 @@ func MountTable(t testing.TB) []string {
 		}
 	}
 	return out
+}
+
+// readMountinfo reads the calling thread's mount table: /proc/self follows
+// the main thread, which is not necessarily in the caller's namespace.
+func readMountinfo() ([]byte, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return os.ReadFile("/proc/thread-self/mountinfo")
 }

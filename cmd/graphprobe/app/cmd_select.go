@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	_ "github.com/graphprobe/graphprobe/drivers/all" // every driver graphprobe can initialise
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
@@ -234,14 +234,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	}
 }
 
-func knownDrivers() []string {
-	var names []string
-	for _, n := range []string{"overlay2", "fuse-overlayfs", "btrfs", "zfs", "aufs", "overlay", "devicemapper", "vfs"} {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func knownDrivers() []string { return drivers.Names() }
 
 // progressWriter keeps one status line on a terminal.
 type progressWriter struct {
