@@ -266,22 +266,39 @@ func Mounted(dir string) bool {
 	return st.Dev != pst.Dev
 }
 
-// MountsUnder lists the mount points below dir (not dir itself) in the
-// calling thread's mount namespace, deepest first.
-func MountsUnder(dir string) ([]string, error) {
+// Mount is one entry of the mount table.
+type Mount struct {
+	Mountpoint, FSType string
+}
+
+// Mountinfo reads the mount table of the calling thread's namespace.
+func Mountinfo() ([]Mount, error) {
 	// thread-self is only meaningful if the goroutine stays on its
 	// thread while reading.
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	f, err := os.Open("/proc/thread-self/mountinfo")
 	if err != nil {
-		runtime.UnlockOSThread()
 		return nil, err
 	}
-	mounts, err := probe.ParseMountinfo(f)
-	f.Close()
-	runtime.UnlockOSThread()
+	defer f.Close()
+	infos, err := probe.ParseMountinfo(f)
 	if err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
+		return nil, fmt.Errorf("read /proc/thread-self/mountinfo: %w", err)
+	}
+	mounts := make([]Mount, len(infos))
+	for i, m := range infos {
+		mounts[i] = Mount{Mountpoint: m.Mountpoint, FSType: m.FSType}
+	}
+	return mounts, nil
+}
+
+// MountsUnder lists the mount points below dir (not dir itself) in the
+// calling thread's mount namespace, deepest first.
+func MountsUnder(dir string) ([]string, error) {
+	mounts, err := Mountinfo()
+	if err != nil {
+		return nil, err
 	}
 	prefix := strings.TrimSuffix(dir, "/") + "/"
 	var out []string
