@@ -6,20 +6,24 @@
 #   make matrix  run every fixture host and compare with its golden output
 
 SHELL      := /bin/bash
+include packaging/tools.env        # NFPM, ACTIONLINT: pinned Go tools
 export PATH := $(PATH):/usr/local/go/bin
 GO         ?= go
 BIN        := bin/graphprobe
-VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION    ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
 COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS    := -s -w -X github.com/graphprobe/graphprobe/internal/buildinfo.Version=$(VERSION) \
               -X github.com/graphprobe/graphprobe/internal/buildinfo.Commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 # Debian packages the tests drive: filesystems to make, fuse-overlayfs to
-# mount, kmod for modprobe/modinfo.
-TEST_DEBS  := xfsprogs btrfs-progs fuse-overlayfs fuse3 kmod e2fsprogs
+# mount, kmod for modprobe/modinfo; dpkg, systemd-analyze and man for the
+# package test; shellcheck, cloud-init, ansible-core and zsh for the
+# examples and completions; time for the benchmark script.
+TEST_DEBS  := xfsprogs btrfs-progs fuse-overlayfs fuse3 kmod e2fsprogs \
+              git systemd man-db groff-base shellcheck cloud-init ansible-core zsh jq time
 FUZZTIME   ?= 10s
 
-.PHONY: all build run test test-go deps docker-cache e2e bench matrix fuzz vet clean
+.PHONY: all build run test test-go deps docker-cache tools e2e bench matrix fuzz vet package clean
 
 all: build
 
@@ -50,7 +54,13 @@ deps:
 docker-cache:
 	./scripts/docker-cache
 
-test: deps docker-cache vet test-go
+# Build the pinned Go tools once, so that the packaging and example tests
+# stay fast on a fresh machine.
+tools:
+	$(GO) run $(NFPM) --version >/dev/null
+	$(GO) run $(ACTIONLINT) -version >/dev/null
+
+test: deps docker-cache tools vet test-go
 
 e2e: docker-cache
 	$(GO) test -count=1 -v ./internal/dockertest/ ./test/e2e/
@@ -62,10 +72,16 @@ test-go:
 	$(GO) test -count=1 -timeout 30m ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./probe/ ./drivers/... ./selector/...
+	./scripts/bench.sh
 
 matrix: build
-	$(GO) test -count=1 -run 'TestFixtureMatrix' ./cmd/graphprobe/...
+	$(GO) test -count=1 -run 'TestFixtureMatrix|TestMatrixExpected' ./cmd/graphprobe/...
+	$(BIN) matrix testdata/hosts
+
+# The Debian package, dist/graphprobe_<version>_<arch>.deb; two builds of one
+# commit are byte-identical. PACKAGE_VERSION=1.2.3 overrides the version.
+package:
+	./scripts/package-deb.sh dist
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz-all.sh

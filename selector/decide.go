@@ -281,15 +281,31 @@ func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) 
 		}
 	}
 
-	// Prior state wins, as in dockerd.
-	if len(priorList) > 1 && !opts.Force {
+	// Prior state wins, as in dockerd. dockerd only looks at the dirs of
+	// drivers it still has: data of a removed driver (aufs on 24+) is
+	// silently ignored there, and its images hidden — graphprobe refuses
+	// that switch unless forced.
+	var shipped, removed []string
+	for _, p := range priorList {
+		if ok, _ := d.DockerVersion.Ships(p); ok {
+			shipped = append(shipped, p)
+		} else {
+			removed = append(removed, p)
+		}
+	}
+	for _, p := range removed {
+		if len(shipped) > 0 {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%s/%s holds images of %s, which Docker %s no longer has: they stay on disk, unreachable, while %s is in use", dataRoot, p, p, d.DockerVersion, shipped[0]))
+		}
+	}
+	if len(shipped) > 1 && !opts.Force {
 		d.Refusal = &Refusal{Kind: "several-prior",
-			Message: fmt.Sprintf("%s contains several valid graphdrivers: %s; dockerd refuses to start", dataRoot, strings.Join(priorList, ", ")),
+			Message: fmt.Sprintf("%s contains several valid graphdrivers: %s; dockerd refuses to start", dataRoot, strings.Join(shipped, ", ")),
 			Hint:    "remove the driver directories you no longer need, or choose one with --driver NAME --force"}
 		return
 	}
-	if len(priorList) == 1 {
-		p := priorList[0]
+	if len(shipped) == 1 {
+		p := shipped[0]
 		c := d.Candidate(p)
 		if c != nil && c.Eligible {
 			d.Driver = p
@@ -301,7 +317,7 @@ func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) 
 			if c != nil {
 				why = joinReasons(c.Reasons)
 			}
-			hint := "migrate: docker save the images you need (on a kernel or Docker that still runs " + p + "), then rerun with --force and docker load them"
+			hint := "migrate: docker save the images you need (on a kernel that still runs " + p + "), then rerun with --force and docker load them"
 			if c != nil && len(c.Hints) > 0 {
 				hint = c.Hints[0] + "; or " + hint
 			}
@@ -311,6 +327,15 @@ func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) 
 			return
 		}
 		d.Warnings = append(d.Warnings, fmt.Sprintf("--force: the images and containers under %s/%s stay on disk but are hidden", dataRoot, p))
+	}
+	if len(shipped) == 0 && len(removed) > 0 {
+		if !opts.Force {
+			d.Refusal = &Refusal{Kind: "prior-state",
+				Message: fmt.Sprintf("%s holds images and containers of %s, which Docker %s no longer has; dockerd would start with another driver and silently hide them", dataRoot, strings.Join(removed, ", "), d.DockerVersion),
+				Hint:    "migrate before upgrading Docker: docker save the images you need with the old Docker, then rerun with --force and docker load them"}
+			return
+		}
+		d.Warnings = append(d.Warnings, fmt.Sprintf("--force: the images and containers under %s/%s stay on disk but are hidden", dataRoot, removed[0]))
 	}
 
 	for _, name := range d.Order {

@@ -113,6 +113,8 @@ func TestDecide(t *testing.T) {
 		{name: "prior aufs on docker 24", host: with(xenial, func(h *host) { h.prior = []string{"aufs"} }), docker: "24.0.7", refusal: "prior-state"},
 		{name: "prior aufs kept on 20.10", host: with(xenial, func(h *host) { h.prior = []string{"aufs"} }), docker: "20.10.24", driver: "aufs", reason: "prior state"},
 		{name: "several prior drivers", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "20.10.24", refusal: "several-prior"},
+		{name: "several prior drivers, one removed in 25", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "25.0.3", driver: "overlay2", reason: "prior state"},
+		{name: "prior overlay only, docker 24", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay"} }), docker: "24.0.7", refusal: "prior-state"},
 		{name: "several prior drivers, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "20.10.24", opts: Options{Force: true}, driver: "overlay2"},
 		{name: "--driver vfs", host: modernExt4, docker: "20.10.24", opts: Options{Driver: "vfs"}, driver: "vfs", reason: "--driver"},
 		{name: "--driver vfs over prior overlay2", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Options{Driver: "vfs"}, refusal: "prior-state"},

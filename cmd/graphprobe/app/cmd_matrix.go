@@ -120,7 +120,7 @@ func runMatrix(ctx context.Context, e *env, args []string) error {
 			return withCode(ExitRuntime, err)
 		}
 		for _, row := range rows {
-			if exp, ok := expect[row.Host][row.DockerVersion]; ok {
+			if exp, ok := lookupExpect(expect[row.Host], row.DockerVersion); ok {
 				row.Expected = exp
 				m := exp == row.Decision
 				row.Matches = &m
@@ -313,4 +313,23 @@ func renderMatrix(w io.Writer, s *style, doc matrixDoc) {
 	if doc.Mismatches > 0 {
 		fmt.Fprintf(w, "%s\n", s.red(fmt.Sprintf("%d decision(s) differ from the expected ones", doc.Mismatches)))
 	}
+}
+
+// lookupExpect finds the expectation for a release: the exact version, or
+// else one of the same major.minor (the rules never change within a minor
+// release line, so an expectation for 25.0.5 also holds for 25.0.3).
+func lookupExpect(byVersion map[string]string, version string) (string, bool) {
+	if d, ok := byVersion[version]; ok {
+		return d, true
+	}
+	want, err := selector.ParseDockerVersion(version)
+	if err != nil {
+		return "", false
+	}
+	for v, d := range byVersion {
+		if got, err := selector.ParseDockerVersion(v); err == nil && got.Major == want.Major && got.Minor == want.Minor {
+			return d, true
+		}
+	}
+	return "", false
 }

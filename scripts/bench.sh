@@ -1,0 +1,37 @@
+#!/bin/sh
+# The figures quoted in the README: Go benchmarks of the probe, the drivers
+# and the selector, then whole commands timed side by side in one run
+# (medians of repeated runs, peak memory), with the machine they ran on.
+# Compare figures as ratios within one run: shared machines are noisy.
+set -eu
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+BIN=bin/graphprobe
+N=${N:-11}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+$GO build -o "$tmp/benchcmd" ./internal/tools/benchcmd
+
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"
+
+$GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/
+
+cfg="$tmp/daemon.json"
+lock="$tmp/lock"
+host=testdata/hosts/ubuntu-16.04
+echo "# whole commands ($N runs each)"
+"$tmp/benchcmd" -n "$N" -name probe-live -- $BIN probe --format json
+"$tmp/benchcmd" -n "$N" -name probe-fixture -- $BIN probe --format json --root-prefix "$host"
+if [ "$(id -u)" -eq 0 ]; then
+  "$tmp/benchcmd" -n "$N" -name select-bench-off -- $BIN select --dry-run --bench off --format json --config "$cfg" --lock-file "$lock"
+  "$tmp/benchcmd" -n 5 -name select-bench-quick -- $BIN select --dry-run --format json --config "$cfg" --lock-file "$lock"
+fi
+# What people run today to answer the same question, on the same machine.
+cc=$(find "${GRAPHPROBE_DOCKER_CACHE:-$HOME/.cache/graphprobe/docker-20.10}" -name check-config.sh 2>/dev/null | head -1 || true)
+if [ -n "$cc" ] && [ -r /proc/config.gz ]; then
+  "$tmp/benchcmd" -n 5 -ok 0,1 -name check-config.sh -- sh "$cc"
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  $GO test -run '^$' -bench DockerdStart -benchtime 5x ./test/e2e/
+fi
