@@ -48,6 +48,12 @@ func twoDigits(s string) string {
 	return s
 }
 
+// RunCommand runs a host command with a timeout and returns its combined
+// output; it is the default ExecFunc.
+func RunCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return defaultExec(ctx, name, args...)
+}
+
 func defaultExec(ctx context.Context, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

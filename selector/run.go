@@ -201,7 +201,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	switch {
 	case !live:
 		// A fixture host: decided on its facts alone.
-	case req.BenchOnly || (req.Strategy == StrategyFastest && d.Refusal == nil && d.Driver != ""):
+	case req.BenchOnly || (res.Strategy == StrategyFastest && d.Refusal == nil && d.Driver != ""):
 		names := req.BenchDrivers
 		if len(names) == 0 {
 			names = d.Eligible()

@@ -205,7 +205,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		DockerVersion: dv, DockerVersionSource: source, Policy: pol,
 		Driver: driver, Force: force, DryRun: dryRun, Bench: *bench, Strategy: *strategy,
 		LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
-		Progress: progress, Exec: nil,
+		Progress: progress, Exec: probe.RunCommand,
 	})
 	if p, ok := progress.(*progressWriter); ok {
 		p.done()

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/graphprobe/graphprobe/internal/testutil"
+)
+
+// TestBenchCommand benchmarks two drivers side by side on a real
+// filesystem, and checks the document and the benchstat lines.
+func TestBenchCommand(t *testing.T) {
+	testutil.RequiresRoot(t)
+	fs := testutil.NewFS(t, testutil.Ext4, 512)
+	lines := filepath.Join(t.TempDir(), "bench.txt")
+	out, errOut, code := runCLI(t, "bench", "overlay2", "vfs", "--bench", "quick", "--data-root", filepath.Join(fs.Dir, "docker"),
+		"--config", filepath.Join(t.TempDir(), "none.json"), "--format", "json", "--benchstat", lines)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	validate(t, loadSchema(t, "select.schema.json"), out)
+	var doc struct {
+		DaemonJSON *json.RawMessage `json:"daemonJSON"`
+		Candidates []struct {
+			Driver      string
+			Initialized bool
+			Benchmark   *struct {
+				Results []struct {
+					Name    string
+					Median  float64
+					Samples int
+				}
+				Score float64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.DaemonJSON != nil && string(*doc.DaemonJSON) != "null" {
+		t.Errorf("bench reported a daemon.json: %s", *doc.DaemonJSON)
+	}
+	got := map[string]int{}
+	for _, c := range doc.Candidates {
+		if c.Benchmark == nil {
+			continue
+		}
+		if !c.Initialized || c.Benchmark.Score < 1 {
+			t.Errorf("%s: initialised %v, score %v", c.Driver, c.Initialized, c.Benchmark.Score)
+		}
+		for _, r := range c.Benchmark.Results {
+			if r.Samples < 1 || r.Median < 0 {
+				t.Errorf("%s %s: %+v", c.Driver, r.Name, r)
+			}
+		}
+		got[c.Driver] = len(c.Benchmark.Results)
+	}
+	if got["overlay2"] == 0 || got["vfs"] == 0 || len(got) != 2 {
+		t.Fatalf("benchmarked %v, want overlay2 and vfs", got)
+	}
+	data, err := os.ReadFile(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`^Benchmark[A-Z][A-Za-z-]*/driver=(overlay2|vfs)(/[^ ]+)? 1 [0-9]+ [a-zA-Z/-]+$`)
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !line.MatchString(l) {
+			t.Errorf("not a benchstat line: %q", l)
+		}
+	}
+	// The inode cost per image layer is the point of overlay2 over vfs.
+	if !strings.Contains(string(data), "BenchmarkInodes/driver=vfs/image-layer") {
+		t.Errorf("no inode figures for vfs:\n%s", data)
+	}
+	entries, _ := os.ReadDir(fs.Dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".graphprobe-") {
+			t.Errorf("scratch %s left behind", e.Name())
+		}
+	}
+}
+
+// TestSelectFastest runs the fastest strategy for real: every eligible
+// driver is initialised and benchmarked, and the choice says why.
+func TestSelectFastest(t *testing.T) {
+	testutil.RequiresRoot(t)
+	fs := testutil.NewFS(t, testutil.Ext4, 512)
+	cfg := filepath.Join(t.TempDir(), "daemon.json")
+	doc, out, errOut, code := selectJSON(t, "--strategy", "fastest", "--dry-run", "--docker-version", "25.0.5",
+		"--data-root", filepath.Join(fs.Dir, "docker"), "--config", cfg, "--lock-file", filepath.Join(t.TempDir(), "lock"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var full struct {
+		Reason     string
+		Candidates []struct {
+			Driver    string
+			Eligible  bool
+			Benchmark *json.RawMessage
+		}
+	}
+	json.Unmarshal([]byte(out), &full)
+	benched := 0
+	for _, c := range full.Candidates {
+		if c.Eligible && c.Benchmark != nil && string(*c.Benchmark) != "null" {
+			benched++
+		}
+	}
+	if benched < 2 {
+		t.Errorf("fastest benchmarked %d eligible drivers, want every one (at least overlay2 and vfs)", benched)
+	}
+	if doc.Driver == "" || !strings.Contains(full.Reason, "fastest") {
+		t.Errorf("driver %q, reason %q", doc.Driver, full.Reason)
+	}
+}
