@@ -31,6 +31,32 @@ func checkText(name string, line []byte, n int) error {
 	return nil
 }
 
+// eachLine calls fn with every non-blank line of r (trimmed, numbered from
+// 1), after refusing binary junk; with skipComments, "#" lines are skipped
+// too. name is the file's name in errors.
+func eachLine(r io.Reader, name string, skipComments bool, fn func(n int, line string) error) error {
+	sc := newScanner(r)
+	n := 0
+	for sc.Scan() {
+		n++
+		b := sc.Bytes()
+		if err := checkText(name, b, n); err != nil {
+			return err
+		}
+		line := strings.TrimSpace(string(b))
+		if line == "" || (skipComments && strings.HasPrefix(line, "#")) {
+			continue
+		}
+		if err := fn(n, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("parse %s: %w", name, err)
+	}
+	return nil
+}
+
 // Filesystems is /proc/filesystems: the filesystem types the running kernel
 // has registered (built in, or from a loaded module).
 type Filesystems map[string]bool
@@ -38,31 +64,20 @@ type Filesystems map[string]bool
 // ParseFilesystems reads /proc/filesystems ("nodev\tsysfs" or "\text4").
 func ParseFilesystems(r io.Reader) (Filesystems, error) {
 	fs := Filesystems{}
-	sc := newScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if err := checkText("filesystems", line, n); err != nil {
-			return nil, err
-		}
-		fields := strings.Fields(string(line))
-		switch len(fields) {
-		case 0:
-			continue
-		case 1:
+	err := eachLine(r, "filesystems", false, func(n int, line string) error {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 1:
 			fs[fields[0]] = true
-		case 2:
-			if fields[0] != "nodev" {
-				return nil, fmt.Errorf("parse filesystems: line %d: want [nodev] NAME, got %q", n, truncate(string(line), 64))
-			}
+		case len(fields) == 2 && fields[0] == "nodev":
 			fs[fields[1]] = true
 		default:
-			return nil, fmt.Errorf("parse filesystems: line %d: want [nodev] NAME, got %q", n, truncate(string(line), 64))
+			return fmt.Errorf("parse filesystems: line %d: want [nodev] NAME, got %q", n, truncate(line, 64))
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("parse filesystems: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return fs, nil
 }
@@ -71,26 +86,17 @@ func ParseFilesystems(r io.Reader) (Filesystems, error) {
 // Module names are normalised: the kernel treats '-' and '_' alike.
 func ParseProcModules(r io.Reader) (map[string]bool, error) {
 	mods := map[string]bool{}
-	sc := newScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if err := checkText("modules", line, n); err != nil {
-			return nil, err
-		}
-		fields := strings.Fields(string(line))
-		if len(fields) == 0 {
-			continue
-		}
+	err := eachLine(r, "modules", false, func(n int, line string) error {
 		// name size refcount deps state address
+		fields := strings.Fields(line)
 		if len(fields) < 3 {
-			return nil, fmt.Errorf("parse modules: line %d: want NAME SIZE REFS ..., got %q", n, truncate(string(line), 64))
+			return fmt.Errorf("parse modules: line %d: want NAME SIZE REFS ..., got %q", n, truncate(line, 64))
 		}
 		mods[normModule(fields[0])] = true
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("parse modules: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return mods, nil
 }
@@ -99,30 +105,20 @@ func ParseProcModules(r io.Reader) (map[string]bool, error) {
 // and returns the module names it lists, mapped to their file path.
 func ParseModulesDep(r io.Reader) (map[string]string, error) {
 	mods := map[string]string{}
-	sc := newScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if err := checkText("modules.dep", line, n); err != nil {
-			return nil, err
-		}
-		s := strings.TrimSpace(string(line))
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		file, _, ok := strings.Cut(s, ":")
+	err := eachLine(r, "modules.dep", true, func(n int, line string) error {
+		file, _, ok := strings.Cut(line, ":")
 		if !ok {
-			return nil, fmt.Errorf("parse modules.dep: line %d: want PATH: DEPS, got %q", n, truncate(s, 64))
+			return fmt.Errorf("parse modules.dep: line %d: want PATH: DEPS, got %q", n, truncate(line, 64))
 		}
 		name, ok := moduleName(file)
 		if !ok {
-			return nil, fmt.Errorf("parse modules.dep: line %d: %q is not a module file", n, truncate(file, 64))
+			return fmt.Errorf("parse modules.dep: line %d: %q is not a module file", n, truncate(file, 64))
 		}
 		mods[name] = file
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("parse modules.dep: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return mods, nil
 }
@@ -131,26 +127,16 @@ func ParseModulesDep(r io.Reader) (map[string]string, error) {
 // "kernel/fs/overlayfs/overlay.ko" per line).
 func ParseModulesBuiltin(r io.Reader) (map[string]bool, error) {
 	mods := map[string]bool{}
-	sc := newScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if err := checkText("modules.builtin", line, n); err != nil {
-			return nil, err
-		}
-		s := strings.TrimSpace(string(line))
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		name, ok := moduleName(s)
+	err := eachLine(r, "modules.builtin", true, func(n int, line string) error {
+		name, ok := moduleName(line)
 		if !ok {
-			return nil, fmt.Errorf("parse modules.builtin: line %d: %q is not a module file", n, truncate(s, 64))
+			return fmt.Errorf("parse modules.builtin: line %d: %q is not a module file", n, truncate(line, 64))
 		}
 		mods[name] = true
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("parse modules.builtin: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return mods, nil
 }
@@ -199,36 +185,21 @@ func ParseKernelConfig(r io.Reader) (KernelConfig, error) {
 
 func parseKernelConfig(r io.Reader) (KernelConfig, error) {
 	cfg := KernelConfig{}
-	sc := newScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if err := checkText("kernel config", line, n); err != nil {
-			return nil, err
-		}
-		s := strings.TrimSpace(string(line))
+	err := eachLine(r, "kernel config", false, func(n int, line string) error {
 		switch {
-		case s == "":
-		case strings.HasPrefix(s, "# CONFIG_") && strings.HasSuffix(s, " is not set"):
-			name := strings.TrimSuffix(strings.TrimPrefix(s, "# "), " is not set")
-			cfg[name] = "n"
-		case strings.HasPrefix(s, "#"):
-		case strings.HasPrefix(s, "CONFIG_"):
-			name, val, ok := strings.Cut(s, "=")
-			if !ok {
-				return nil, fmt.Errorf("parse kernel config: line %d: want CONFIG_NAME=VALUE, got %q", n, truncate(s, 64))
-			}
+		case strings.HasPrefix(line, "# CONFIG_") && strings.HasSuffix(line, " is not set"):
+			cfg[strings.TrimSuffix(strings.TrimPrefix(line, "# "), " is not set")] = "n"
+		case strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "CONFIG_") && strings.Contains(line, "="):
+			name, val, _ := strings.Cut(line, "=")
 			cfg[name] = strings.Trim(val, `"`)
 		default:
-			return nil, fmt.Errorf("parse kernel config: line %d: want CONFIG_NAME=VALUE, got %q", n, truncate(s, 64))
+			return fmt.Errorf("parse kernel config: line %d: want CONFIG_NAME=VALUE, got %q", n, truncate(line, 64))
 		}
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("parse kernel config: truncated: %w", err)
-		}
-		return nil, fmt.Errorf("parse kernel config: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(cfg) == 0 {
 		return nil, errors.New("parse kernel config: no CONFIG_ lines")
@@ -264,21 +235,10 @@ type OSRelease struct {
 // quoted with shell quoting.
 func ParseOSRelease(r io.Reader) (OSRelease, error) {
 	var os OSRelease
-	sc := newScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if err := checkText("os-release", line, n); err != nil {
-			return OSRelease{}, err
-		}
-		s := strings.TrimSpace(string(line))
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		key, val, ok := strings.Cut(s, "=")
+	err := eachLine(r, "os-release", true, func(n int, line string) error {
+		key, val, ok := strings.Cut(line, "=")
 		if !ok {
-			return OSRelease{}, fmt.Errorf("parse os-release: line %d: want KEY=VALUE, got %q", n, truncate(s, 64))
+			return fmt.Errorf("parse os-release: line %d: want KEY=VALUE, got %q", n, truncate(line, 64))
 		}
 		val = unquoteOSRelease(val)
 		switch key {
@@ -291,9 +251,10 @@ func ParseOSRelease(r io.Reader) (OSRelease, error) {
 		case "ID_LIKE":
 			os.IDLike = val
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return OSRelease{}, fmt.Errorf("parse os-release: %w", err)
+		return nil
+	})
+	if err != nil {
+		return OSRelease{}, err
 	}
 	return os, nil
 }

@@ -3,18 +3,16 @@ package btrfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/graphprobe/graphprobe/drivers"
-	"github.com/graphprobe/graphprobe/drivers/archive"
+	"github.com/graphprobe/graphprobe/drivers/internal/treelayer"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -27,8 +25,9 @@ func init() { drivers.Register(Name, Init) }
 type Driver struct {
 	home string
 
-	mu   sync.Mutex
-	refs map[string]int
+	// Layers: Get, Put, Exists, Cleanup, ApplyDiff and Diff of a driver
+	// whose layers are whole trees.
+	treelayer.Layers
 }
 
 // Init checks that home is on btrfs and makes home/subvolumes. A home on
@@ -59,7 +58,9 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 			return nil, fmt.Errorf("init btrfs in %s: %w", home, err)
 		}
 	}
-	return &Driver{home: home, refs: map[string]int{}}, nil
+	d := &Driver{home: home}
+	d.Layers.Dir = d.dir
+	return d, nil
 }
 
 func parseOptions(opts []string) error {
@@ -91,14 +92,14 @@ func (d *Driver) dir(id string) string { return filepath.Join(d.subvolumes(), id
 // Create makes an empty subvolume for a base layer and a writable
 // snapshot of the parent's subvolume for any other.
 func (d *Driver) Create(id, parent string) error {
-	if err := validID(id); err != nil {
+	if err := treelayer.ValidID(id); err != nil {
 		return fmt.Errorf("create layer: %w", err)
 	}
 	if parent != "" {
-		if err := validID(parent); err != nil {
+		if err := treelayer.ValidID(parent); err != nil {
 			return fmt.Errorf("create layer %s: parent: %w", id, err)
 		}
-		if !isDir(d.dir(parent)) {
+		if !treelayer.IsDir(d.dir(parent)) {
 			return fmt.Errorf("create layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
 		}
 	}
@@ -120,23 +121,11 @@ func (d *Driver) Create(id, parent string) error {
 // Remove destroys the layer's subvolume and any subvolume a container
 // made inside it.
 func (d *Driver) Remove(id string) error {
-	if err := validID(id); err != nil {
-		return fmt.Errorf("remove layer: %w", err)
+	dir, err := d.CheckRemovable(id)
+	if err != nil {
+		return err
 	}
-	d.mu.Lock()
-	n := d.refs[id]
-	d.mu.Unlock()
-	if n > 0 {
-		return fmt.Errorf("remove layer %s: in use (%d references from Get); Put it first", id, n)
-	}
-	dir := d.dir(id)
-	if _, err := os.Lstat(dir); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove layer %s: %w", id, drivers.ErrLayerNotExist)
-		}
-		return fmt.Errorf("remove layer %s: %w", id, err)
-	}
-	err := subvolDestroy(d.subvolumes(), id)
+	err = subvolDestroy(d.subvolumes(), id)
 	if errors.Is(err, unix.EPERM) {
 		// Without CAP_SYS_ADMIN (or user_subvol_rm_allowed) a snapshot
 		// destroy is refused, but kernels since 4.18 let the owner
@@ -147,39 +136,6 @@ func (d *Driver) Remove(id string) error {
 		return fmt.Errorf("remove layer %s: %w", id, err)
 	}
 	return nil
-}
-
-// Get returns the subvolume's directory and takes a reference.
-func (d *Driver) Get(id string) (string, error) {
-	if err := validID(id); err != nil {
-		return "", fmt.Errorf("get layer: %w", err)
-	}
-	dir := d.dir(id)
-	if !isDir(dir) {
-		return "", fmt.Errorf("get layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	d.mu.Lock()
-	d.refs[id]++
-	d.mu.Unlock()
-	return dir, nil
-}
-
-// Put releases a reference taken by Get.
-func (d *Driver) Put(id string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.refs[id] == 0 {
-		return fmt.Errorf("put layer %s: %w", id, drivers.ErrNotMounted)
-	}
-	if d.refs[id]--; d.refs[id] == 0 {
-		delete(d.refs, id)
-	}
-	return nil
-}
-
-// Exists reports whether the layer's subvolume exists.
-func (d *Driver) Exists(id string) bool {
-	return validID(id) == nil && isDir(d.dir(id))
 }
 
 // Status gives the backing filesystem and the number of subvolumes.
@@ -200,70 +156,4 @@ func (d *Driver) Status() [][2]string {
 		{"Backing Filesystem", fsName},
 		{"Subvolumes", strconv.Itoa(n)},
 	}
-}
-
-// Cleanup drops every reference; btrfs has no mounts to undo.
-func (d *Driver) Cleanup() error {
-	d.mu.Lock()
-	clear(d.refs)
-	d.mu.Unlock()
-	return nil
-}
-
-// ApplyDiff unpacks the stream into the layer's subvolume, which already
-// holds its parent's tree: a whiteout deletes the path below it.
-func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (int64, error) {
-	if err := validID(id); err != nil {
-		return 0, fmt.Errorf("apply diff: %w", err)
-	}
-	dir := d.dir(id)
-	if !isDir(dir) {
-		return 0, fmt.Errorf("apply diff to layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	n, err := archive.Apply(dir, diff, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
-	if err != nil {
-		return n, fmt.Errorf("apply diff to layer %s: %w", id, err)
-	}
-	return n, nil
-}
-
-// Diff compares the layer's tree with its parent's (the naive diff, as
-// dockerd's btrfs does).
-func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
-	if err := validID(id); err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
-	}
-	dir := d.dir(id)
-	if !isDir(dir) {
-		return nil, fmt.Errorf("diff layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	var parentDir string
-	if parent != "" {
-		if err := validID(parent); err != nil {
-			return nil, fmt.Errorf("diff layer %s: parent: %w", id, err)
-		}
-		parentDir = d.dir(parent)
-		if !isDir(parentDir) {
-			return nil, fmt.Errorf("diff layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
-		}
-	}
-	rc, err := archive.ExportChanges(dir, parentDir)
-	if err != nil {
-		return nil, fmt.Errorf("diff layer %s against %q: %w", id, parent, err)
-	}
-	return rc, nil
-}
-
-// validID refuses ids that are not one path element: an id is joined to
-// the home directory and must not reach outside it.
-func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid layer id %q: want one path element", id)
-	}
-	return nil
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }

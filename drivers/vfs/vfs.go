@@ -3,17 +3,15 @@ package vfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/graphprobe/graphprobe/drivers"
-	"github.com/graphprobe/graphprobe/drivers/archive"
 	"github.com/graphprobe/graphprobe/drivers/internal/fscopy"
+	"github.com/graphprobe/graphprobe/drivers/internal/treelayer"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -32,8 +30,9 @@ type Driver struct {
 	// bestEffortXattrs: vfs.xattrs=i_want_broken_containers.
 	bestEffortXattrs bool
 
-	mu   sync.Mutex
-	refs map[string]int
+	// Layers: Get, Put, Exists, Cleanup, ApplyDiff and Diff of a driver
+	// whose layers are whole trees.
+	treelayer.Layers
 }
 
 // Init makes home/dir and returns the driver. vfs needs nothing from the
@@ -41,7 +40,8 @@ type Driver struct {
 // unimplemented storage option is an error, as in dockerd. opts.Mounter
 // is not used: vfs mounts nothing.
 func Init(home string, opts drivers.Options) (drivers.Driver, error) {
-	d := &Driver{home: home, refs: map[string]int{}}
+	d := &Driver{home: home}
+	d.Layers.Dir = d.dir
 	if err := d.parseOptions(opts.StorageOpts); err != nil {
 		return nil, err
 	}
@@ -86,16 +86,16 @@ func (d *Driver) dir(id string) string { return filepath.Join(d.home, "dir", id)
 
 // Create copies parent's tree into a new layer: the whole cost of vfs.
 func (d *Driver) Create(id, parent string) error {
-	if err := validID(id); err != nil {
+	if err := treelayer.ValidID(id); err != nil {
 		return fmt.Errorf("create layer: %w", err)
 	}
 	var parentDir string
 	if parent != "" {
-		if err := validID(parent); err != nil {
+		if err := treelayer.ValidID(parent); err != nil {
 			return fmt.Errorf("create layer %s: parent: %w", id, err)
 		}
 		parentDir = d.dir(parent)
-		if !isDir(parentDir) {
+		if !treelayer.IsDir(parentDir) {
 			return fmt.Errorf("create layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
 		}
 	}
@@ -122,59 +122,14 @@ func (d *Driver) Create(id, parent string) error {
 // Remove deletes the layer's directory. A layer with references from Get
 // is refused: in a driver that mounts, it would be busy.
 func (d *Driver) Remove(id string) error {
-	if err := validID(id); err != nil {
-		return fmt.Errorf("remove layer: %w", err)
-	}
-	d.mu.Lock()
-	n := d.refs[id]
-	d.mu.Unlock()
-	if n > 0 {
-		return fmt.Errorf("remove layer %s: in use (%d references from Get); Put it first", id, n)
-	}
-	dir := d.dir(id)
-	if _, err := os.Lstat(dir); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove layer %s: %w", id, drivers.ErrLayerNotExist)
-		}
-		return fmt.Errorf("remove layer %s: %w", id, err)
+	dir, err := d.CheckRemovable(id)
+	if err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove layer %s: %w", id, err)
 	}
 	return nil
-}
-
-// Get returns the layer's directory and takes a reference.
-func (d *Driver) Get(id string) (string, error) {
-	if err := validID(id); err != nil {
-		return "", fmt.Errorf("get layer: %w", err)
-	}
-	dir := d.dir(id)
-	if !isDir(dir) {
-		return "", fmt.Errorf("get layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	d.mu.Lock()
-	d.refs[id]++
-	d.mu.Unlock()
-	return dir, nil
-}
-
-// Put releases a reference taken by Get.
-func (d *Driver) Put(id string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.refs[id] == 0 {
-		return fmt.Errorf("put layer %s: %w", id, drivers.ErrNotMounted)
-	}
-	if d.refs[id]--; d.refs[id] == 0 {
-		delete(d.refs, id)
-	}
-	return nil
-}
-
-// Exists reports whether the layer's directory exists.
-func (d *Driver) Exists(id string) bool {
-	return validID(id) == nil && isDir(d.dir(id))
 }
 
 // Status gives the backing filesystem and the number of layers; dockerd
@@ -196,71 +151,4 @@ func (d *Driver) Status() [][2]string {
 		rows = append(rows, [2]string{"Extended file attributes", "best-effort"})
 	}
 	return rows
-}
-
-// Cleanup drops every reference; vfs has no mounts to undo.
-func (d *Driver) Cleanup() error {
-	d.mu.Lock()
-	clear(d.refs)
-	d.mu.Unlock()
-	return nil
-}
-
-// ApplyDiff unpacks the stream onto the layer's full tree: a whiteout
-// deletes the path below it. parent is not needed, the layer already holds
-// a copy of it.
-func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (int64, error) {
-	if err := validID(id); err != nil {
-		return 0, fmt.Errorf("apply diff: %w", err)
-	}
-	dir := d.dir(id)
-	if !isDir(dir) {
-		return 0, fmt.Errorf("apply diff to layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	n, err := archive.Apply(dir, diff, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
-	if err != nil {
-		return n, fmt.Errorf("apply diff to layer %s: %w", id, err)
-	}
-	return n, nil
-}
-
-// Diff compares the layer's tree with its parent's (the naive diff, as
-// dockerd's vfs does): vfs keeps no record of what changed.
-func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
-	if err := validID(id); err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
-	}
-	dir := d.dir(id)
-	if !isDir(dir) {
-		return nil, fmt.Errorf("diff layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	var parentDir string
-	if parent != "" {
-		if err := validID(parent); err != nil {
-			return nil, fmt.Errorf("diff layer %s: parent: %w", id, err)
-		}
-		parentDir = d.dir(parent)
-		if !isDir(parentDir) {
-			return nil, fmt.Errorf("diff layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
-		}
-	}
-	rc, err := archive.ExportChanges(dir, parentDir)
-	if err != nil {
-		return nil, fmt.Errorf("diff layer %s against %q: %w", id, parent, err)
-	}
-	return rc, nil
-}
-
-// validID refuses ids that are not one path element: an id is joined to
-// the home directory and must not reach outside it.
-func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid layer id %q: want one path element", id)
-	}
-	return nil
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }

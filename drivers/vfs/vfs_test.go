@@ -60,7 +60,7 @@ func TestInitLayout(t *testing.T) {
 	}
 	must(t, d.Create("base", ""))
 	must(t, d.Create("child", "base"))
-	if !isDir(filepath.Join(home, "dir", "child")) {
+	if st, err := os.Stat(filepath.Join(home, "dir", "child")); err != nil || !st.IsDir() {
 		t.Errorf("layer child is not at <home>/dir/child")
 	}
 	want := [][2]string{{"Backing Filesystem", fsName(t, home)}, {"Dirs", "2"}}
