@@ -9,7 +9,7 @@ import (
 func (p *prober) readDataRoot() {
 	dr := &p.r.DataRoot
 	dr.Path = path.Clean(p.opts.DataRoot)
-	probed, exists := p.dataRootProbePath(dr.Path)
+	probed, exists, _ := p.dataRootProbePath(dr.Path)
 	dr.Exists = exists
 	if p.h.Live() {
 		// dockerd follows a symlinked data-root; so do we.

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -221,16 +222,47 @@ func (p *prober) devicemapperFact() Fact {
 
 // dataRootProbePath walks up from the data-root to the nearest existing
 // directory: Docker creates the data-root at start, on its parent's
-// filesystem.
-func (p *prober) dataRootProbePath(dr string) (string, bool) {
+// filesystem. An existing path that is not a directory (a file, a FIFO, a
+// dangling symlink) is an error: dockerd could not start there either.
+func (p *prober) dataRootProbePath(dr string) (string, bool, error) {
 	cur := dr
 	for {
-		if st, err := p.h.Lstat(cur); err == nil && (st.IsDir() || st.Mode()&fs.ModeSymlink != 0) {
-			return cur, cur == dr
+		st, err := p.h.Lstat(cur)
+		if err == nil {
+			if st.Mode()&fs.ModeSymlink != 0 {
+				// Follow it: a symlinked data-root is fine when it leads
+				// to a directory.
+				if target, err := p.h.statFollow(cur); err != nil {
+					return "", false, fmt.Errorf("data-root %s: %s is a dangling symlink, not a directory (%v)", dr, cur, errors.Unwrap(err))
+				} else if !target.IsDir() {
+					return "", false, fmt.Errorf("data-root %s: %s is a symlink to a %s, not a directory", dr, cur, fileKind(target.Mode()))
+				}
+				return cur, cur == dr, nil
+			}
+			if !st.IsDir() {
+				return "", false, fmt.Errorf("data-root %s: %s is a %s, not a directory", dr, cur, fileKind(st.Mode()))
+			}
+			return cur, cur == dr, nil
 		}
 		if cur == "/" {
-			return "/", false
+			return "/", false, nil
 		}
 		cur = path.Dir(cur)
 	}
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "non-directory"
 }

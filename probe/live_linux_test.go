@@ -184,7 +184,7 @@ func TestMakeScratchRefusesSymlinkParent(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "link")
 	os.Symlink(t.TempDir(), link)
-	if _, err := probe.MakeScratch(link, "probe"); err == nil || !strings.Contains(err.Error(), "not a directory") {
+	if _, err := probe.MakeScratch(link, "probe"); err == nil || !strings.Contains(err.Error(), "is a symlink") {
 		t.Fatalf("MakeScratch through a symlink: %v", err)
 	}
 	s, err := probe.MakeScratch(dir, "probe")
@@ -194,5 +194,44 @@ func TestMakeScratchRefusesSymlinkParent(t *testing.T) {
 	st, _ := os.Lstat(s)
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("mode %v, want 0700", st.Mode().Perm())
+	}
+}
+
+func TestMakeScratchRefusesUnsafeParent(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name  string
+		setup func(p string) error
+		want  string
+	}{
+		{"world-writable", func(p string) error { return os.Chmod(p, 0o777) }, "writable by other users"},
+		{"group-writable", func(p string) error { return os.Chmod(p, 0o775) }, "writable by other users"},
+		{"other user's", func(p string) error { return os.Chown(p, 65534, 65534) }, "belongs to uid 65534"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+			os.Mkdir(p, 0o755)
+			if err := tt.setup(p); err != nil {
+				t.Fatal(err)
+			}
+			_, err := probe.MakeScratch(p, "probe")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("MakeScratch in a %s dir: %v, want %q", tt.name, err, tt.want)
+			}
+			entries, _ := os.ReadDir(p)
+			if len(entries) != 0 {
+				t.Errorf("something was made: %v", entries)
+			}
+		})
+	}
+	// The sticky bit makes a shared dir safe: others cannot rename our dir.
+	sticky := filepath.Join(dir, "sticky")
+	os.Mkdir(sticky, 0o755)
+	os.Chmod(sticky, os.ModeSticky|0o777)
+	if s, err := probe.MakeScratch(sticky, "probe"); err != nil {
+		t.Errorf("sticky dir refused: %v", err)
+	} else {
+		os.Remove(s)
 	}
 }

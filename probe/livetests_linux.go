@@ -133,6 +133,11 @@ func (p *prober) runLiveTests() *liveResults {
 	// temporary directory when the data-root is not writable.
 	tmpParent := scratch
 	if scratchErr != nil {
+		if removed, err := RemoveStaleScratch(os.TempDir(), "probe"); err == nil {
+			for _, r := range removed {
+				p.warn("removed stale scratch dir %s left by an earlier run", r)
+			}
+		}
 		if tmpParent, err = MakeScratch(os.TempDir(), "probe"); err != nil {
 			lr.skip = fmt.Sprintf("no writable scratch dir: %v", err)
 			return lr

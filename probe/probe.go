@@ -85,6 +85,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		KernelConfig:  map[string]string{},
 		PriorDrivers:  []string{},
 	}}
+	if err := p.checkDataRoot(); err != nil {
+		return nil, err
+	}
 	p.run()
 	p.r.DurationMillis = float64(time.Since(start).Microseconds()) / 1000
 	return p.r, nil
@@ -110,6 +113,20 @@ type prober struct {
 
 	dTypeMethod Method
 	dTypeNote   string
+}
+
+// checkDataRoot refuses a data-root that exists as something other than a
+// directory, before anything is probed or made there.
+func (p *prober) checkDataRoot() error {
+	dr := p.opts.DataRoot
+	if dr == "" {
+		if !p.h.Live() {
+			return nil // decided after the capture is read; fixtures make nothing
+		}
+		dr = DefaultDataRoot
+	}
+	_, _, err := p.dataRootProbePath(path.Clean(dr))
+	return err
 }
 
 func (p *prober) warn(format string, args ...any) {

@@ -2,6 +2,8 @@ package probe
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -18,33 +20,79 @@ import (
 const ScratchPrefix = ".graphprobe-"
 
 // MakeScratch creates a fresh 0700 directory named
-// ".graphprobe-<kind>-<pid>-<random>" inside parent. mkdir never follows a
-// symlink at the new name and fails if anything is already there, and the
-// random part makes the name unguessable, so a planted symlink or directory
-// cannot redirect it. The parent itself must not be a symlink.
+// ".graphprobe-<kind>-<pid>-<random>" inside parent and returns its path.
+//
+// The scratch dir must not be redirectable: parent and every directory
+// above it must be owned by root or by us and not writable by other users
+// (unless sticky, as /tmp is) — otherwise another user could move the new
+// dir aside and plant a symlink that makes a root process create, chmod and
+// mount things elsewhere. The dir is made with mkdirat and checked through
+// an O_NOFOLLOW descriptor, never by following its name.
 func MakeScratch(parent, kind string) (string, error) {
-	st, err := os.Lstat(parent)
+	if err := CheckSafeDir(parent); err != nil {
+		return "", fmt.Errorf("make scratch dir: %w", err)
+	}
+	pfd, err := unix.Open(parent, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		return "", fmt.Errorf("make scratch dir in %s: %w", parent, err)
+	}
+	defer unix.Close(pfd)
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", fmt.Errorf("make scratch dir: %w", err)
 	}
-	if !st.IsDir() {
-		return "", fmt.Errorf("make scratch dir in %s: not a directory", parent)
+	name := fmt.Sprintf("%s%s-%d-%s", ScratchPrefix, kind, os.Getpid(), hex.EncodeToString(rnd[:]))
+	if err := unix.Mkdirat(pfd, name, 0o700); err != nil {
+		return "", fmt.Errorf("make scratch dir %s: %w", filepath.Join(parent, name), err)
 	}
-	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%s%s-%d-", ScratchPrefix, kind, os.Getpid()))
+	dir := filepath.Join(parent, name)
+	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("make scratch dir: %w", err)
+		unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
+		return "", fmt.Errorf("make scratch dir %s: %w", dir, err)
 	}
-	// MkdirTemp honours the umask: force 0700 and verify what we made.
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.Remove(dir)
-		return "", fmt.Errorf("make scratch dir: %w", err)
+	defer unix.Close(fd)
+	// The umask may have taken bits away; never add any beyond 0700.
+	var st unix.Stat_t
+	if err := unix.Fchmod(fd, 0o700); err == nil {
+		err = unix.Fstat(fd, &st)
 	}
-	st, err = os.Lstat(dir)
-	if err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
-		os.Remove(dir)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Mode&0o7777 != 0o700 || int(st.Uid) != os.Geteuid() {
+		unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
 		return "", fmt.Errorf("make scratch dir %s: not the directory we created", dir)
 	}
 	return dir, nil
+}
+
+// CheckSafeDir refuses a directory that another user could tamper with:
+// dir and each directory above it must be a real directory (no symlink at
+// dir itself), owned by root or by us, and not writable by group or others
+// unless it has the sticky bit.
+func CheckSafeDir(dir string) error {
+	dir = filepath.Clean(dir)
+	euid := os.Geteuid()
+	for cur, first := dir, true; ; cur, first = filepath.Dir(cur), false {
+		var st unix.Stat_t
+		if err := unix.Lstat(cur, &st); err != nil {
+			return &os.PathError{Op: "lstat", Path: cur, Err: err}
+		}
+		switch {
+		case st.Mode&unix.S_IFMT == unix.S_IFLNK && first:
+			return fmt.Errorf("%s is a symlink; give the real path", cur)
+		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+			// An ancestor symlink is resolved by the kernel; what it
+			// leads to is checked when the caller resolves the path.
+		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			return fmt.Errorf("%s is not a directory", cur)
+		case int(st.Uid) != 0 && int(st.Uid) != euid:
+			return fmt.Errorf("%s belongs to uid %d, who could redirect what graphprobe makes below it; use a data-root in directories owned by root", cur, st.Uid)
+		case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
+			return fmt.Errorf("%s is writable by other users (mode %04o) without the sticky bit; make it writable by its owner only (chmod go-w %s)", cur, st.Mode&0o7777, cur)
+		}
+		if cur == "/" || cur == "." {
+			return nil
+		}
+	}
 }
 
 // RemoveStaleScratch removes scratch dirs of kind left in parent by

@@ -277,6 +277,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return res, nil
 	}
 	res.DaemonJSON = &DaemonJSONResult{Path: req.ConfigFile.Path}
+	if !req.DryRun {
+		// Leftovers of a killed run go even when this run writes nothing.
+		if removed, err := req.ConfigFile.RemoveStaleTemps(); err == nil {
+			res.DaemonJSON.RemovedTemps = removed
+		}
+	}
 	if d.Driver == "" || d.Refusal != nil {
 		return res, nil
 	}
@@ -366,7 +372,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	res.DaemonJSON.Path = wr.Path
 	res.DaemonJSON.Written = wr.Written
 	res.DaemonJSON.Backup = wr.Backup
-	res.DaemonJSON.RemovedTemps = wr.RemovedTemps
+	res.DaemonJSON.RemovedTemps = append(res.DaemonJSON.RemovedTemps, wr.RemovedTemps...)
 	doc, err := json.MarshalIndent(res, "", "  ")
 	if err == nil {
 		if p, err := req.ConfigFile.SaveReport(append(doc, '\n')); err == nil {

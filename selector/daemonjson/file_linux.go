@@ -178,6 +178,21 @@ func dirOwner(dir string) (uid, gid int) {
 	return int(st.Uid), int(st.Gid)
 }
 
+// RemoveStaleTemps removes the temporary files that killed earlier runs
+// left next to the file, and returns them. Update does it too; a run that
+// has nothing to write calls this so that leftovers never outlive it.
+func (f *File) RemoveStaleTemps() ([]string, error) {
+	if _, err := os.Lstat(filepath.Dir(f.Target)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	d, err := openDir(filepath.Dir(f.Target), f.label())
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	return d.removeStaleTemps(filepath.Base(f.Target)), nil
+}
+
 // Update replaces the file's content with content, atomically and durably:
 // a temporary file in the target's directory is written, fsynced, given the
 // old file's mode and owner, and renamed over the target, and the

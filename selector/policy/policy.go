@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"gopkg.in/yaml.v3"
@@ -132,10 +134,18 @@ func (e *Error) Error() string {
 
 // Load reads and parses the policy file at path.
 func Load(path string) (*Policy, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	// Refuse a FIFO or device before opening it: open(2) of a FIFO without
+	// a writer blocks, and no signal handler can end that wait.
+	if fi, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read policy %s: not a regular file", path)
 	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -206,6 +216,11 @@ type nestingError struct {
 func checkNesting(data []byte) *nestingError {
 	depth, line, col := 0, 1, 0
 	inSingle, inDouble, inComment := false, false, false
+	// prev is the last byte outside quotes and comments. A quote opens a
+	// quoted scalar only where a scalar can start, and "#" opens a comment
+	// only at the start of a line or after a blank: in it's and a#b they
+	// are part of a plain scalar.
+	prev := byte('\n')
 	for i := 0; i < len(data); i++ {
 		c := data[i]
 		col++
@@ -225,11 +240,11 @@ func checkNesting(data []byte) *nestingError {
 			if c == '\'' {
 				inSingle = false
 			}
-		case c == '#':
+		case c == '#' && isBlank(prev):
 			inComment = true
-		case c == '"':
+		case c == '"' && startsScalar(prev):
 			inDouble = true
-		case c == '\'':
+		case c == '\'' && startsScalar(prev):
 			inSingle = true
 		case c == '[' || c == '{':
 			depth++
@@ -241,8 +256,20 @@ func checkNesting(data []byte) *nestingError {
 				depth--
 			}
 		}
+		if !inComment && !inSingle && !inDouble {
+			prev = c
+		} else if c == '\n' {
+			prev = c
+		}
 	}
 	return nil
+}
+
+func isBlank(c byte) bool { return c == '\n' || c == ' ' || c == '\t' }
+
+// startsScalar reports whether a scalar may begin after c.
+func startsScalar(c byte) bool {
+	return isBlank(c) || c == '[' || c == '{' || c == ',' || c == ':' || c == '-' || c == '?'
 }
 
 // yamlError turns a yaml.v3 error ("yaml: line 3: mapping values are not
