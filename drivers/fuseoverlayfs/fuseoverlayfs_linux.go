@@ -3,7 +3,6 @@ package fuseoverlayfs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +13,8 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/archive"
-	"github.com/graphprobe/graphprobe/drivers/internal/naivediff"
 	"github.com/graphprobe/graphprobe/drivers/internal/nsthread"
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
-	"github.com/graphprobe/graphprobe/drivers/internal/refcount"
 	"github.com/graphprobe/graphprobe/probe"
 	"golang.org/x/sys/unix"
 )
@@ -39,10 +36,8 @@ func init() { drivers.Register(Name, Init) }
 
 // Driver is an initialised fuse-overlayfs home.
 type Driver struct {
-	home      string
-	layout    ovl.Layout
-	refs      refcount.Counter
-	bin       string
+	// Layers: the overlay2 layout, its mounts and its diffs.
+	*ovl.Layers
 	backingFS string
 }
 
@@ -77,14 +72,31 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	d := &Driver{home: home, layout: ovl.Layout{Home: home}, bin: bin, backingFS: fsName}
-	if err := d.testMount(testdir); err != nil {
+	fuse := &supervisor{bin: bin, running: map[string]*process{}}
+	if err := fuse.testMount(testdir); err != nil {
 		return nil, err
 	}
-	if err := d.layout.Init(); err != nil {
+	layout := ovl.Layout{Home: home}
+	if err := layout.Init(); err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	return d, nil
+	return &Driver{
+		Layers: ovl.NewLayers(ovl.LayersConfig{
+			Driver: Name, Layout: layout, Backend: fuse,
+			// No Mounter stands in for the binary, so Cleanup may detach
+			// whatever is left below the home.
+			Sweep: true,
+			// A diff on a layer's own parent is unpacked straight into
+			// diff/, keeping the stream's aufs-form whiteouts, which
+			// fuse-overlayfs reads as whiteouts (as Docker's driver
+			// does). Diff always compares the mounted layer with its
+			// mounted parent: a diff/ holds whiteouts in whichever form
+			// fuse-overlayfs wrote them, so Docker never tars it directly.
+			Whiteouts:   archive.WhiteoutAUFS,
+			ApplyDirect: func() bool { return true },
+		}),
+		backingFS: fsName,
+	}, nil
 }
 
 // devFuse is the device fuse-overlayfs talks to the kernel through.
@@ -101,9 +113,20 @@ func checkKernel(release string) error {
 	return nil
 }
 
+// supervisor is the driver's mount backend: each mount is a fuse-overlayfs
+// process of its own, supervised by this one.
+type supervisor struct {
+	bin string
+
+	mu sync.Mutex
+	// running are the daemons started here, by mount point, until they
+	// exit: an unmount waits for its daemon.
+	running map[string]*process
+}
+
 // testMount mounts two lowers, an upper and a work dir in a scratch dir
 // of dir, and reads a lower file through the mount.
-func (d *Driver) testMount(dir string) error {
+func (s *supervisor) testMount(dir string) error {
 	scratch, err := probe.MakeScratch(dir, "fuse-overlayfs-check")
 	if err != nil {
 		return fmt.Errorf("%s: test mount: %w", Name, err)
@@ -118,12 +141,11 @@ func (d *Driver) testMount(dir string) error {
 		return fmt.Errorf("%s: test mount: %w", Name, err)
 	}
 	spec := ovl.Spec{Home: scratch, Lowers: []string{"lower2", "lower1"}, Upper: "upper", Work: "work", Target: "merged"}
-	p, err := d.mount(spec)
-	if err != nil {
+	if err := s.Mount(spec); err != nil {
 		return drivers.NotSupported(Name, drivers.ErrNotSupported, "", "a test mount in %s failed: %v", dir, err)
 	}
 	b, rerr := os.ReadFile(filepath.Join(scratch, "merged", "f"))
-	if err := d.unmount(filepath.Join(scratch, "merged"), p); err != nil {
+	if err := s.Unmount(filepath.Join(scratch, "merged")); err != nil {
 		return fmt.Errorf("%s: test mount: %w", Name, err)
 	}
 	if rerr != nil || string(b) != "ok" {
@@ -133,167 +155,11 @@ func (d *Driver) testMount(dir string) error {
 }
 
 func (d *Driver) Name() string { return Name }
-func (d *Driver) Home() string { return d.home }
 
 // Status gives the backing filesystem; Docker shows no rows for this
 // driver.
 func (d *Driver) Status() [][2]string {
 	return [][2]string{{"Backing Filesystem", d.backingFS}}
-}
-
-// Exists reports whether layer id exists.
-func (d *Driver) Exists(id string) bool { return d.layout.Exists(id) }
-
-// Create makes layer id on parent, laid out as overlay2 lays it out.
-func (d *Driver) Create(id, parent string) error {
-	if err := d.layout.Create(id, parent); err != nil {
-		return fmt.Errorf("create layer %s: %w", id, err)
-	}
-	return nil
-}
-
-// Remove deletes layer id, which must not be mounted.
-func (d *Driver) Remove(id string) error {
-	if err := ovl.ValidID(id, ovl.LinkDir); err != nil {
-		return fmt.Errorf("remove layer: %w", err)
-	}
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count > 0 {
-		return fmt.Errorf("remove layer %s: it is mounted (%d references); release it with Put first", id, e.Count)
-	}
-	if merged := filepath.Join(d.layout.Dir(id), ovl.MergedDir); ovl.Mounted(merged) {
-		if err := d.unmount(merged, nil); err != nil {
-			return fmt.Errorf("remove layer %s: %w", id, err)
-		}
-	}
-	return d.layout.Remove(id)
-}
-
-// Get mounts layer id with fuse-overlayfs and returns its root (the diff
-// of a base layer, which needs no mount).
-func (d *Driver) Get(id string) (string, error) {
-	if !d.layout.Exists(id) {
-		return "", fmt.Errorf("get layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count > 0 {
-		e.Count++
-		return e.Path, nil
-	}
-	dir := d.layout.Dir(id)
-	lowers, err := d.layout.Lowers(id)
-	if err != nil {
-		return "", fmt.Errorf("get layer %s: %w", id, err)
-	}
-	if len(lowers) == 0 {
-		e.Count, e.Path = 1, filepath.Join(dir, ovl.DiffDir)
-		return e.Path, nil
-	}
-	merged := filepath.Join(dir, ovl.MergedDir)
-	if err := os.Mkdir(merged, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("get layer %s: %w", id, err)
-	}
-	var p *process
-	if !ovl.Mounted(merged) {
-		spec := ovl.Spec{Home: d.home, Target: filepath.Join(id, ovl.MergedDir)}
-		if d.layout.Committed(id) {
-			// Read-only, as overlay2 mounts a layer with children.
-			spec.Lowers = append([]string{filepath.Join(id, ovl.DiffDir)}, lowers...)
-		} else {
-			spec.Lowers = lowers
-			spec.Upper, spec.Work = filepath.Join(id, ovl.DiffDir), filepath.Join(id, ovl.WorkDir)
-		}
-		if p, err = d.mount(spec); err != nil {
-			unix.Rmdir(merged)
-			return "", fmt.Errorf("get layer %s: %w", id, err)
-		}
-	}
-	e.Count, e.Path, e.Value = 1, merged, p
-	return merged, nil
-}
-
-// Put releases a reference; the last one unmounts and waits for the
-// fuse-overlayfs process to exit.
-func (d *Driver) Put(id string) error {
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count == 0 {
-		return fmt.Errorf("put layer %s: %w", id, drivers.ErrNotMounted)
-	}
-	if e.Count > 1 {
-		e.Count--
-		return nil
-	}
-	if filepath.Base(e.Path) == ovl.MergedDir {
-		p, _ := e.Value.(*process)
-		if err := d.unmount(e.Path, p); err != nil {
-			return fmt.Errorf("put layer %s: %w", id, err)
-		}
-		unix.Rmdir(e.Path)
-	}
-	e.Count, e.Path, e.Value = 0, "", nil
-	return nil
-}
-
-// Cleanup unmounts every layer, stops every daemon and leaves the data.
-func (d *Driver) Cleanup() error {
-	var errs []error
-	for _, id := range d.refs.Held() {
-		e := d.refs.Lock(id)
-		if e.Count > 0 && filepath.Base(e.Path) == ovl.MergedDir {
-			p, _ := e.Value.(*process)
-			if err := d.unmount(e.Path, p); err != nil {
-				errs = append(errs, err)
-			}
-			unix.Rmdir(e.Path)
-		}
-		e.Count, e.Path, e.Value = 0, "", nil
-		e.Unlock()
-	}
-	if err := ovl.UnmountUnder(d.home); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%s: clean up %s: %w", Name, d.home, err)
-	}
-	return nil
-}
-
-// ApplyDiff unpacks diff into layer id: straight into diff/ when parent is
-// id's parent, keeping the stream's aufs-form whiteouts, which
-// fuse-overlayfs reads as whiteouts (as Docker's driver does); otherwise
-// through the mounted layer.
-func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (int64, error) {
-	if !d.layout.Exists(id) {
-		return 0, fmt.Errorf("apply diff to layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	var n int64
-	var err error
-	if d.layout.IsParent(id, parent) {
-		n, err = archive.Apply(filepath.Join(d.layout.Dir(id), ovl.DiffDir), diff, archive.ApplyOptions{Whiteouts: archive.WhiteoutAUFS})
-	} else {
-		n, err = naivediff.Apply(d, id, diff)
-	}
-	if err != nil {
-		return n, fmt.Errorf("apply diff to layer %s: %w", id, err)
-	}
-	return n, nil
-}
-
-// Diff compares the mounted layer with its mounted parent: a diff/ holds
-// whiteouts in whichever form fuse-overlayfs wrote them, so Docker never
-// tars it directly.
-func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
-	if !d.layout.Exists(id) {
-		return nil, fmt.Errorf("diff layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	rc, err := naivediff.Diff(d, id, parent)
-	if err != nil {
-		return nil, fmt.Errorf("diff layer %s: %w", id, err)
-	}
-	return rc, nil
 }
 
 // process is one running fuse-overlayfs.
@@ -313,9 +179,9 @@ func (p *process) exited() bool {
 	}
 }
 
-// mount starts fuse-overlayfs in the foreground for spec and returns once
+// Mount starts fuse-overlayfs in the foreground for spec and returns once
 // the mount is in the mount table.
-func (d *Driver) mount(spec ovl.Spec) (*process, error) {
+func (s *supervisor) Mount(spec ovl.Spec) error {
 	target := filepath.Join(spec.Home, spec.Target)
 	data := spec.Data(true)
 	p := &process{done: make(chan struct{}), output: &tail{max: 4096}}
@@ -324,7 +190,7 @@ func (d *Driver) mount(spec ovl.Spec) (*process, error) {
 	// the parent-death signal is tied to that thread, not to the process,
 	// so it must neither end early nor go back to Go's pool.
 	err := nsthread.Go(func() {
-		cmd := exec.Command(d.bin, "-f", "-o", data, target)
+		cmd := exec.Command(s.bin, "-f", "-o", data, target)
 		cmd.Dir = spec.Home
 		cmd.Stdout, cmd.Stderr = p.output, p.output
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -339,16 +205,19 @@ func (d *Driver) mount(spec ovl.Spec) (*process, error) {
 		close(p.done)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", Binary, err)
+		return fmt.Errorf("start %s: %w", Binary, err)
 	}
 	if err := <-started; err != nil {
-		return nil, &probe.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
+		return &probe.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
 	}
 	if err := waitMounted(target, p); err != nil {
 		p.stop()
-		return nil, &probe.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
+		return &probe.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
 	}
-	return p, nil
+	s.mu.Lock()
+	s.running[target] = p
+	s.mu.Unlock()
+	return nil
 }
 
 // waitMounted polls the mount table until target is a fuse mount, the
@@ -396,9 +265,25 @@ func (p *process) stop() {
 	<-p.done
 }
 
+// Unmount removes the mount at target and waits for its daemon, when it
+// was started here, to exit. A daemon that still runs after a failed
+// unmount stays known, for the next try to wait for.
+func (s *supervisor) Unmount(target string) error {
+	s.mu.Lock()
+	p := s.running[target]
+	s.mu.Unlock()
+	err := unmount(target, p)
+	if p != nil && p.exited() {
+		s.mu.Lock()
+		delete(s.running, target)
+		s.mu.Unlock()
+	}
+	return err
+}
+
 // unmount removes the mount at target and waits for its daemon (p, nil
 // when not started by this driver) to exit.
-func (d *Driver) unmount(target string, p *process) error {
+func unmount(target string, p *process) error {
 	var err error
 	if os.Geteuid() == 0 {
 		err = unix.Unmount(target, 0)

@@ -12,10 +12,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/archive"
 	"github.com/graphprobe/graphprobe/drivers/internal/fscopy"
-	"github.com/graphprobe/graphprobe/drivers/internal/naivediff"
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
-	"github.com/graphprobe/graphprobe/drivers/internal/refcount"
-	"golang.org/x/sys/unix"
 )
 
 // Name is the driver's name as Docker spells it.
@@ -23,10 +20,11 @@ const Name = "overlay"
 
 // Names in a layer directory.
 const (
-	rootDir   = "root"
-	upperDir  = "upper"
-	workDir   = "work"
-	mergedDir = "merged"
+	rootDir  = "root"
+	upperDir = "upper"
+	workDir  = "work"
+	// mergedDir is where ovl.Mounts mounts a layer in both layouts.
+	mergedDir = ovl.MergedDir
 	lowerID   = "lower-id"
 )
 
@@ -35,8 +33,7 @@ func init() { drivers.Register(Name, Init) }
 // Driver is an initialised overlay home.
 type Driver struct {
 	home      string
-	refs      refcount.Counter
-	mounter   drivers.Mounter
+	mounts    *ovl.Mounts
 	backingFS string
 	options   []string
 }
@@ -47,27 +44,22 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 		k, _, _ := strings.Cut(o, "=")
 		return nil, fmt.Errorf("%s: unknown storage option %s", Name, k)
 	}
-	testdir := ovl.TestDir(home)
-	if err := ovl.HaveOverlay(Name); err != nil {
-		return nil, err
-	}
-	fsName, err := ovl.BackingFS(Name, testdir)
+	// One lower: a container layer's upper over its image's root. The
+	// mounts take index=off, as overlay2's: with the index on, an upper
+	// dir is tied to the lower it was first mounted over.
+	host, err := ovl.CheckHost(Name, home, 1)
 	if err != nil {
-		return nil, err
-	}
-	if err := ovl.CheckDType(Name, testdir, fsName); err != nil {
-		return nil, err
-	}
-	// index=off, as for overlay2: with the index on, an upper dir is tied
-	// to the lower it was first mounted over.
-	options := ovl.IndexOff()
-	if err := ovl.TestMount(Name, testdir, 1, options); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(home, 0o710); err != nil {
 		return nil, fmt.Errorf("%s: create driver home: %w", Name, err)
 	}
-	return &Driver{home: home, mounter: opts.Mounter, backingFS: fsName, options: options}, nil
+	d := &Driver{home: home, backingFS: host.BackingFS, options: host.Options}
+	d.mounts = &ovl.Mounts{
+		Driver: Name, Home: home, Backend: &ovl.Kernel{Mounter: opts.Mounter},
+		Exists: d.Exists, Root: d.root, Sweep: opts.Mounter == nil,
+	}
+	return d, nil
 }
 
 func (d *Driver) Name() string { return Name }
@@ -152,117 +144,44 @@ func (d *Driver) Remove(id string) error {
 	if err := ovl.ValidID(id); err != nil {
 		return fmt.Errorf("remove layer: %w", err)
 	}
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count > 0 {
-		return fmt.Errorf("remove layer %s: it is mounted (%d references); release it with Put first", id, e.Count)
-	}
-	if merged := filepath.Join(d.dir(id), mergedDir); ovl.Mounted(merged) {
-		if err := d.unmount(merged); err != nil {
+	return d.mounts.Remove(id, func() error {
+		if err := os.RemoveAll(d.dir(id)); err != nil {
 			return fmt.Errorf("remove layer %s: %w", id, err)
 		}
-	}
-	if err := os.RemoveAll(d.dir(id)); err != nil {
-		return fmt.Errorf("remove layer %s: %w", id, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // Get returns an image layer's root, or mounts a container layer's upper
 // over its image's root.
-func (d *Driver) Get(id string) (string, error) {
-	if !d.Exists(id) {
-		return "", fmt.Errorf("get layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count > 0 {
-		e.Count++
-		return e.Path, nil
-	}
+func (d *Driver) Get(id string) (string, error) { return d.mounts.Get(id) }
+
+// root is an image layer's root/, which needs no mount, or the overlay of
+// a container layer's upper/ over its image's root/.
+func (d *Driver) root(id string) (string, *ovl.Spec, error) {
 	dir := d.dir(id)
 	if root := filepath.Join(dir, rootDir); exists(root) {
-		e.Count, e.Path = 1, root
-		return root, nil
+		return root, nil, nil
 	}
 	lower, err := os.ReadFile(filepath.Join(dir, lowerID))
 	if err != nil {
-		return "", fmt.Errorf("get layer %s: %w", id, err)
+		return "", nil, err
 	}
 	if ovl.ValidID(string(lower)) != nil {
-		return "", fmt.Errorf("get layer %s: its lower-id %q is not a layer id", id, lower)
+		return "", nil, fmt.Errorf("its lower-id %q is not a layer id", lower)
 	}
-	merged := filepath.Join(dir, mergedDir)
-	if err := os.Mkdir(merged, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("get layer %s: %w", id, err)
-	}
-	if !ovl.Mounted(merged) {
-		spec := ovl.Spec{
-			Home: d.home, Lowers: []string{filepath.Join(string(lower), rootDir)},
-			Upper: filepath.Join(id, upperDir), Work: filepath.Join(id, workDir),
-			Target: filepath.Join(id, mergedDir), Options: d.options,
-		}
-		if _, err := spec.Mount(ovl.Auto, d.mounter); err != nil {
-			unix.Rmdir(merged)
-			return "", fmt.Errorf("get layer %s: %w", id, err)
-		}
-	}
-	e.Count, e.Path = 1, merged
-	return merged, nil
+	return "", &ovl.Spec{
+		Home: d.home, Lowers: []string{filepath.Join(string(lower), rootDir)},
+		Upper: filepath.Join(id, upperDir), Work: filepath.Join(id, workDir),
+		Target: filepath.Join(id, mergedDir), Options: d.options,
+	}, nil
 }
 
 // Put releases a reference; the last one unmounts a container layer.
-func (d *Driver) Put(id string) error {
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count == 0 {
-		return fmt.Errorf("put layer %s: %w", id, drivers.ErrNotMounted)
-	}
-	if e.Count > 1 {
-		e.Count--
-		return nil
-	}
-	if filepath.Base(e.Path) == mergedDir {
-		if err := d.unmount(e.Path); err != nil {
-			return fmt.Errorf("put layer %s: %w", id, err)
-		}
-		unix.Rmdir(e.Path)
-	}
-	e.Count, e.Path = 0, ""
-	return nil
-}
-
-func (d *Driver) unmount(target string) error {
-	if d.mounter != nil {
-		return d.mounter.Unmount(target, unix.MNT_DETACH)
-	}
-	return ovl.Unmount(target)
-}
+func (d *Driver) Put(id string) error { return d.mounts.Put(id) }
 
 // Cleanup unmounts every layer and leaves the data.
-func (d *Driver) Cleanup() error {
-	var errs []error
-	for _, id := range d.refs.Held() {
-		e := d.refs.Lock(id)
-		if e.Count > 0 && filepath.Base(e.Path) == mergedDir {
-			if err := d.unmount(e.Path); err != nil {
-				errs = append(errs, err)
-			}
-			unix.Rmdir(e.Path)
-		}
-		e.Count, e.Path = 0, ""
-		e.Unlock()
-	}
-	if d.mounter == nil {
-		if err := ovl.UnmountUnder(d.home); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%s: clean up %s: %w", Name, d.home, err)
-	}
-	return nil
-}
+func (d *Driver) Cleanup() error { return d.mounts.Cleanup() }
 
 // ApplyDiff unpacks diff into layer id. A layer made on an image layer
 // becomes an image layer itself: the parent's root is hard-linked into a
@@ -273,19 +192,18 @@ func (d *Driver) ApplyDiff(id, parent string, diff io.Reader) (int64, error) {
 		return 0, fmt.Errorf("apply diff to layer %s: %w", id, drivers.ErrLayerNotExist)
 	}
 	if parent != "" && d.linkable(id, parent) {
-		n, done, err := d.applyLinked(id, parent, diff)
-		if done || err != nil {
+		var n int64
+		var err error
+		// A mounted layer stays a container layer: the diff goes
+		// through its mount instead.
+		if d.mounts.IfUnused(id, func() { n, err = d.applyLinked(id, parent, diff) }) {
 			if err != nil {
-				err = fmt.Errorf("apply diff to layer %s: %w", id, err)
+				return n, fmt.Errorf("apply diff to layer %s: %w", id, err)
 			}
-			return n, err
+			return n, nil
 		}
 	}
-	n, err := naivediff.Apply(d, id, diff)
-	if err != nil {
-		return n, fmt.Errorf("apply diff to layer %s: %w", id, err)
-	}
-	return n, nil
+	return d.mounts.NaiveApply(id, diff)
 }
 
 // linkable reports whether id is a fresh child of the image layer parent.
@@ -294,18 +212,12 @@ func (d *Driver) linkable(id, parent string) bool {
 	return err == nil && string(lower) == parent && exists(filepath.Join(d.dir(parent), rootDir))
 }
 
-// applyLinked turns id into an image layer; done is false when the layer
-// is mounted and the diff must go through the mount instead.
-func (d *Driver) applyLinked(id, parent string, diff io.Reader) (n int64, done bool, err error) {
-	e := d.refs.Lock(id)
-	defer e.Unlock()
-	if e.Count > 0 {
-		return 0, false, nil
-	}
+// applyLinked turns id, which has no references, into an image layer.
+func (d *Driver) applyLinked(id, parent string, diff io.Reader) (n int64, err error) {
 	dir := d.dir(id)
 	tmp, err := os.MkdirTemp(dir, "tmproot")
 	if err != nil {
-		return 0, true, err
+		return 0, err
 	}
 	defer func() {
 		if err != nil {
@@ -313,31 +225,24 @@ func (d *Driver) applyLinked(id, parent string, diff io.Reader) (n int64, done b
 		}
 	}()
 	if err := fscopy.Copy(filepath.Join(d.dir(parent), rootDir), tmp, fscopy.Hardlink); err != nil {
-		return 0, true, fmt.Errorf("hard-link the root of %s: %w", parent, err)
+		return 0, fmt.Errorf("hard-link the root of %s: %w", parent, err)
 	}
 	if n, err = archive.Apply(tmp, diff, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone}); err != nil {
-		return n, true, err
+		return n, err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, rootDir)); err != nil {
-		return n, true, err
+		return n, err
 	}
 	for _, p := range []string{upperDir, workDir, mergedDir, lowerID} {
 		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
-			return n, true, err
+			return n, err
 		}
 	}
-	return n, true, nil
+	return n, nil
 }
 
 // Diff exports layer id's changes against parent by comparing the two
 // mounted trees, as Docker's overlay driver did.
 func (d *Driver) Diff(id, parent string) (io.ReadCloser, error) {
-	if !d.Exists(id) {
-		return nil, fmt.Errorf("diff layer %s: %w", id, drivers.ErrLayerNotExist)
-	}
-	rc, err := naivediff.Diff(d, id, parent)
-	if err != nil {
-		return nil, fmt.Errorf("diff layer %s: %w", id, err)
-	}
-	return rc, nil
+	return d.mounts.NaiveDiff(id, parent)
 }

@@ -30,11 +30,7 @@ func BenchmarkMount(b *testing.B) {
 		d := dt.Init(b, Name, home).(*Driver)
 		ids := dt.Stack(b, d, "s", depth)
 		top := ids[depth]
-		lowers, err := d.layout.Lowers(top)
-		if err != nil {
-			b.Fatal(err)
-		}
-		spec := d.spec(top, lowers)
+		spec := mountSpec(b, d, top)
 		methods := []ovl.Method{ovl.Auto}
 		if depth > 1 {
 			methods = append(methods, ovl.FSConfig, ovl.Relative)
@@ -45,8 +41,8 @@ func BenchmarkMount(b *testing.B) {
 				name += "-" + m.String()
 			}
 			b.Run(fmt.Sprintf("depth=%d/%s", depth, name), func(b *testing.B) {
-				d.method = m
-				defer func() { d.method = ovl.Auto }()
+				d.kernel.Method = m
+				defer func() { d.kernel.Method = ovl.Auto }()
 				dt.BenchGetPut(b, d, top)
 			})
 		}

@@ -93,11 +93,7 @@ func TestMountMethods(t *testing.T) {
 		d := dt.Init(t, Name, home).(*Driver)
 		ids := dt.Stack(t, d, "s", depth)
 		top, mid := ids[depth], ids[depth-1]
-		lowers, err := d.layout.Lowers(top)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec := d.spec(top, lowers)
+		spec := mountSpec(t, d, top)
 		fits := len(spec.Data(true)) <= os.Getpagesize()-1
 		if depth == 1 && !fits {
 			t.Fatalf("1-deep mount data does not fit a page: %q", spec.Data(true))
@@ -116,8 +112,8 @@ func TestMountMethods(t *testing.T) {
 		}
 		for _, m := range []ovl.Method{ovl.Auto, ovl.Absolute, ovl.FSConfig, ovl.Relative} {
 			t.Run(fmt.Sprintf("depth=%d/%v", depth, m), func(t *testing.T) {
-				d.method = m
-				defer func() { d.method = ovl.Auto }()
+				d.kernel.Method = m
+				defer func() { d.kernel.Method = ovl.Auto }()
 				if m == ovl.Absolute && !fits {
 					_, err := d.Get(top)
 					if !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "more than a page") {
@@ -155,10 +151,21 @@ func TestMountMethods(t *testing.T) {
 				if left := testutil.MountsUnder(home); len(left) > 0 {
 					t.Errorf("mounts left after Put: %v", left)
 				}
-				os.Remove(filepath.Join(d.layout.Dir(top), ovl.DiffDir, "written"))
+				os.Remove(filepath.Join(home, top, ovl.DiffDir, "written"))
 			})
 		}
 	}
+}
+
+// mountSpec is the mount Get makes of layer id.
+func mountSpec(tb testing.TB, d *Driver, id string) ovl.Spec {
+	tb.Helper()
+	layout := ovl.Layout{Home: d.Home()}
+	lowers, err := layout.Lowers(id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return layout.Spec(id, lowers, d.options)
 }
 
 func get(t testing.TB, d *Driver, id string) string {
@@ -271,7 +278,7 @@ func TestMountData(t *testing.T) {
 		{"committed, relative", ovl.Relative, ids[1], prefix + "lowerdir=" + ids[1] + "/diff:" + link(ids[0])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d.method = tc.method
+			d.kernel.Method = tc.method
 			rec.data = nil
 			get(t, d, tc.id)
 			put(t, d, tc.id)
@@ -280,7 +287,7 @@ func TestMountData(t *testing.T) {
 			}
 		})
 	}
-	d.method = ovl.FSConfig
+	d.kernel.Method = ovl.FSConfig
 	if _, err := d.Get(ids[2]); err == nil || !strings.Contains(err.Error(), "Mounter") {
 		t.Errorf("Get with fsconfig through a Mounter = %v, want a refusal", err)
 	}
@@ -367,7 +374,7 @@ func TestInsidePrivateMountNamespace(t *testing.T) {
 					return err
 				}
 				d = drv.(*Driver)
-				d.method, d.forceNaive = m, true
+				d.kernel.Method, d.forceNaive = m, true
 				var parent string
 				for i := 0; i <= depth; i++ {
 					id := fmt.Sprintf("%v-%d", m, i)

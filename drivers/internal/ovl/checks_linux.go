@@ -23,6 +23,38 @@ func TestDir(home string) string {
 	return home
 }
 
+// Host is what CheckHost found.
+type Host struct {
+	// Dir is where the checks ran (see TestDir).
+	Dir string
+	// BackingFS is the filesystem under Dir, as Docker names it.
+	BackingFS string
+	// Options go into every mount's data (see IndexOff).
+	Options []string
+}
+
+// CheckHost runs Docker's init checks of a kernel overlay driver for home,
+// in Docker's order: overlay in /proc/filesystems, a backing filesystem
+// the driver accepts, d_type, and a test mount with n lowers.
+func CheckHost(driver, home string, n int) (Host, error) {
+	h := Host{Dir: TestDir(home)}
+	if err := HaveOverlay(driver); err != nil {
+		return h, err
+	}
+	var err error
+	if h.BackingFS, err = BackingFS(driver, h.Dir); err != nil {
+		return h, err
+	}
+	if err := CheckDType(driver, h.Dir, h.BackingFS); err != nil {
+		return h, err
+	}
+	h.Options = IndexOff()
+	if err := TestMount(driver, h.Dir, n, h.Options); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
 // HaveOverlay reads /proc/filesystems: the kernel has overlay once it is
 // listed there (built in, or its module loaded).
 func HaveOverlay(driver string) error {
