@@ -22,6 +22,7 @@ GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 TEST_DEBS  := xfsprogs btrfs-progs fuse-overlayfs fuse3 kmod e2fsprogs \
               git systemd man-db groff-base shellcheck cloud-init ansible-core zsh jq time
 FUZZTIME   ?= 10s
+CI_FUZZTIME ?= 3s
 
 .PHONY: all build run test test-go deps docker-cache tools e2e bench matrix fuzz vet package clean
 
@@ -60,7 +61,10 @@ tools:
 	$(GO) run $(NFPM) --version >/dev/null
 	$(GO) run $(ACTIONLINT) -version >/dev/null
 
+# Every fuzz target runs for a short bounded time too; a failing input is
+# kept under the package's testdata/fuzz as a regression seed.
 test: deps docker-cache tools vet test-go
+	$(MAKE) fuzz FUZZTIME=$(CI_FUZZTIME)
 
 e2e: docker-cache
 	$(GO) test -count=1 -v ./internal/dockertest/ ./test/e2e/

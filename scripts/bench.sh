@@ -15,7 +15,10 @@ $GO build -o "$tmp/benchcmd" ./internal/tools/benchcmd
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"
 
-$GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/
+# ONLY_COMMANDS=1 skips the Go benchmarks and times the commands only.
+if [ -z "${ONLY_COMMANDS:-}" ]; then
+  $GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/
+fi
 
 cfg="$tmp/daemon.json"
 lock="$tmp/lock"
@@ -30,7 +33,8 @@ fi
 # What people run today to answer the same question, on the same machine.
 cc=$(find "${GRAPHPROBE_DOCKER_CACHE:-$HOME/.cache/graphprobe/docker-20.10}" -name check-config.sh 2>/dev/null | head -1 || true)
 if [ -n "$cc" ] && [ -r /proc/config.gz ]; then
-  "$tmp/benchcmd" -n 5 -ok 0,1 -name check-config.sh -- sh "$cc"
+  # It exits non-zero when the kernel lacks optional features.
+  "$tmp/benchcmd" -n 5 -ok 0,1 -name check-config.sh -- bash "$cc"
 fi
 if [ "$(id -u)" -eq 0 ]; then
   $GO test -run '^$' -bench DockerdStart -benchtime 5x ./test/e2e/

@@ -489,7 +489,19 @@ func (p *parser) parseNumber() (*value, *ParseError) {
 			return nil, p.invalid("in exponent of numeric literal")
 		}
 	}
+	// dockerd decodes numbers into float64: one beyond its range stops
+	// dockerd from starting, so it is no valid daemon.json either.
+	if _, err := strconv.ParseFloat(string(p.data[start:p.pos]), 64); err != nil {
+		return nil, p.errAt(start, "number %s is out of range (dockerd cannot read it)", truncateNum(p.data[start:p.pos]))
+	}
 	return &value{kind: kindNumber, start: start, end: p.pos}, nil
+}
+
+func truncateNum(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "..."
+	}
+	return string(b)
 }
 
 func (p *parser) parseLiteral(lit string, k kind, b bool) (*value, *ParseError) {

@@ -30,6 +30,7 @@ func TestParseErrors(t *testing.T) {
 		{"bare decimal point", `{"a":1.}`, "line 1, column 8: invalid character '}' after decimal point in numeric literal"},
 		{"empty exponent", `{"a":1e}`, "line 1, column 8: invalid character '}' in exponent of numeric literal"},
 		{"lone minus", `{"a":-}`, "line 1, column 7: invalid character '}' in numeric literal"},
+		{"number out of float64 range", `{"a":1000E700}`, "line 1, column 6: number 1000E700 is out of range (dockerd cannot read it)"},
 		{"two documents", `{} {}`, "line 1, column 4: invalid character '{' after top-level value"},
 		{"missing array comma", `{"a":[1 2]}`, "line 1, column 9: invalid character '2' after array element"},
 		{"truncated", `{"a":`, "line 1, column 6: unexpected end of JSON input"},
