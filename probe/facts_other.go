@@ -235,12 +235,12 @@ func (p *prober) dataRootProbePath(dr string) (string, bool, error) {
 				if target, err := p.h.statFollow(cur); err != nil {
 					return "", false, fmt.Errorf("data-root %s: %s is a dangling symlink, not a directory (%v)", dr, cur, errors.Unwrap(err))
 				} else if !target.IsDir() {
-					return "", false, fmt.Errorf("data-root %s: %s is a symlink to a %s, not a directory", dr, cur, fileKind(target.Mode()))
+					return "", false, fmt.Errorf("data-root %s: %s is a symlink to %s, not a directory", dr, cur, FileKind(target.Mode()))
 				}
 				return cur, cur == dr, nil
 			}
 			if !st.IsDir() {
-				return "", false, fmt.Errorf("data-root %s: %s is a %s, not a directory", dr, cur, fileKind(st.Mode()))
+				return "", false, fmt.Errorf("data-root %s: %s is %s, not a directory", dr, cur, FileKind(st.Mode()))
 			}
 			return cur, cur == dr, nil
 		}
@@ -251,18 +251,24 @@ func (p *prober) dataRootProbePath(dr string) (string, bool, error) {
 	}
 }
 
-func fileKind(m fs.FileMode) string {
+// FileKind names what a non-regular file is, with its article ("a FIFO",
+// "a directory"), for messages that refuse it.
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
-		return "regular file"
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
-		return "FIFO"
+		return "a FIFO"
 	case m&fs.ModeSocket != 0:
-		return "socket"
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
 	case m&fs.ModeDevice != 0:
-		return "device"
+		return "a block device"
 	case m&fs.ModeSymlink != 0:
-		return "symlink"
+		return "a symlink"
 	}
-	return "non-directory"
+	return "an irregular file"
 }

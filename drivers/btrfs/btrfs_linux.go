@@ -92,16 +92,8 @@ func (d *Driver) dir(id string) string { return filepath.Join(d.subvolumes(), id
 // Create makes an empty subvolume for a base layer and a writable
 // snapshot of the parent's subvolume for any other.
 func (d *Driver) Create(id, parent string) error {
-	if err := treelayer.ValidID(id); err != nil {
-		return fmt.Errorf("create layer: %w", err)
-	}
-	if parent != "" {
-		if err := treelayer.ValidID(parent); err != nil {
-			return fmt.Errorf("create layer %s: parent: %w", id, err)
-		}
-		if !treelayer.IsDir(d.dir(parent)) {
-			return fmt.Errorf("create layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
-		}
+	if _, err := d.CheckCreate(id, parent); err != nil {
+		return err
 	}
 	if _, err := os.Lstat(d.dir(id)); err == nil {
 		return fmt.Errorf("create layer %s: %s already exists", id, d.dir(id))

@@ -86,18 +86,9 @@ func (d *Driver) dir(id string) string { return filepath.Join(d.home, "dir", id)
 
 // Create copies parent's tree into a new layer: the whole cost of vfs.
 func (d *Driver) Create(id, parent string) error {
-	if err := treelayer.ValidID(id); err != nil {
-		return fmt.Errorf("create layer: %w", err)
-	}
-	var parentDir string
-	if parent != "" {
-		if err := treelayer.ValidID(parent); err != nil {
-			return fmt.Errorf("create layer %s: parent: %w", id, err)
-		}
-		parentDir = d.dir(parent)
-		if !treelayer.IsDir(parentDir) {
-			return fmt.Errorf("create layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
-		}
+	parentDir, err := d.CheckCreate(id, parent)
+	if err != nil {
+		return err
 	}
 	dir := d.dir(id)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -109,7 +100,7 @@ func (d *Driver) Create(id, parent string) error {
 	if parent == "" {
 		return nil
 	}
-	err := fscopy.CopyWith(parentDir, dir, fscopy.Options{Mode: fscopy.Content, BestEffortXattrs: d.bestEffortXattrs})
+	err = fscopy.CopyWith(parentDir, dir, fscopy.Options{Mode: fscopy.Content, BestEffortXattrs: d.bestEffortXattrs})
 	if err != nil {
 		// A half copy is not a layer: leave no directory that Exists
 		// would report.

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/graphprobe/graphprobe/probe"
 )
 
 // maxSymlinks bounds symlink resolution, as the kernel's ELOOP does.
@@ -140,7 +142,7 @@ func readRegular(dirfd int, name, label string) ([]byte, *unix.Stat_t, error) {
 func checkRegular(st *unix.Stat_t, label string) error {
 	m := fileModeOf(st)
 	if !m.IsRegular() {
-		return fmt.Errorf("open %s: %s, not a regular file: replace it with a JSON file", label, fileKind(m))
+		return fmt.Errorf("open %s: %s, not a regular file: replace it with a JSON file", label, probe.FileKind(m))
 	}
 	if st.Size > MaxSize {
 		return fmt.Errorf("open %s: file is %s; a daemon.json over %s is refused", label, humanSize(st.Size), humanSize(MaxSize))

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/graphprobe/graphprobe/probe"
 )
 
 // Finding is one flag (or variable) that sets a storage-related dockerd
@@ -464,7 +466,7 @@ func (h hostFS) readFile(p string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		// A FIFO would block the scan; a directory cannot hold flags.
-		return nil, fmt.Errorf("read %s: %s, not a regular file", p, kindOf(fi.Mode()))
+		return nil, fmt.Errorf("read %s: %s, not a regular file", p, probe.FileKind(fi.Mode()))
 	}
 	if fi.Size() > maxFile {
 		return nil, fmt.Errorf("read %s: file is %d bytes; over the %d-byte limit", p, fi.Size(), maxFile)
@@ -551,18 +553,4 @@ func (h hostFS) findDropIns() ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-func kindOf(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "an irregular file"
 }

@@ -55,6 +55,25 @@ func (l *Layers) dir(op, id string) (string, error) {
 	return dir, nil
 }
 
+// CheckCreate checks the ids of a new layer and its parent, the common
+// first half of Create, and returns the parent's tree ("" for a base layer).
+func (l *Layers) CheckCreate(id, parent string) (string, error) {
+	if err := ValidID(id); err != nil {
+		return "", fmt.Errorf("create layer: %w", err)
+	}
+	if parent == "" {
+		return "", nil
+	}
+	if err := ValidID(parent); err != nil {
+		return "", fmt.Errorf("create layer %s: parent: %w", id, err)
+	}
+	parentDir := l.Dir(parent)
+	if !IsDir(parentDir) {
+		return "", fmt.Errorf("create layer %s: parent %s: %w", id, parent, drivers.ErrLayerNotExist)
+	}
+	return parentDir, nil
+}
+
 // CheckRemovable refuses to remove a layer that is in use or missing, the
 // common first half of Remove.
 func (l *Layers) CheckRemovable(id string) (string, error) {
