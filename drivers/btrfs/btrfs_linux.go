@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -136,16 +135,5 @@ func (d *Driver) Remove(id string) error {
 // nothing about the host (Docker 23 dropped them), and which a driver
 // built without cgo does not have.
 func (d *Driver) Status() [][2]string {
-	fsName, _, _, _, err := probe.Statfs(d.home)
-	if err != nil {
-		fsName = "unknown"
-	}
-	n := 0
-	if entries, err := os.ReadDir(d.subvolumes()); err == nil {
-		n = len(entries)
-	}
-	return [][2]string{
-		{"Backing Filesystem", fsName},
-		{"Subvolumes", strconv.Itoa(n)},
-	}
+	return treelayer.StatusRows(d.home, d.subvolumes(), "Subvolumes")
 }

@@ -6,13 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/internal/fscopy"
 	"github.com/graphprobe/graphprobe/drivers/internal/treelayer"
-	"github.com/graphprobe/graphprobe/probe"
 )
 
 // Name is the driver's name as Docker spells it.
@@ -126,18 +124,7 @@ func (d *Driver) Remove(id string) error {
 // Status gives the backing filesystem and the number of layers; dockerd
 // itself shows no rows for vfs except the best-effort xattrs warning.
 func (d *Driver) Status() [][2]string {
-	fsName, _, _, _, err := probe.Statfs(d.home)
-	if err != nil {
-		fsName = "unknown"
-	}
-	n := 0
-	if entries, err := os.ReadDir(filepath.Join(d.home, "dir")); err == nil {
-		n = len(entries)
-	}
-	rows := [][2]string{
-		{"Backing Filesystem", fsName},
-		{"Dirs", strconv.Itoa(n)},
-	}
+	rows := treelayer.StatusRows(d.home, filepath.Join(d.home, "dir"), "Dirs")
 	if d.bestEffortXattrs {
 		rows = append(rows, [2]string{"Extended file attributes", "best-effort"})
 	}

@@ -12,11 +12,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/archive"
+	"github.com/graphprobe/graphprobe/probe"
 )
 
 // Layers is the shared half of a full-tree driver. Embed it and set Dir.
@@ -53,6 +55,20 @@ func (l *Layers) dir(op, id string) (string, error) {
 		return "", fmt.Errorf("%s %s: %w", op, id, drivers.ErrLayerNotExist)
 	}
 	return dir, nil
+}
+
+// StatusRows are the status rows every full-tree driver shows: the backing
+// filesystem of home, and how many layers layersDir holds, under label.
+func StatusRows(home, layersDir, label string) [][2]string {
+	fsName, _, _, _, err := probe.Statfs(home)
+	if err != nil {
+		fsName = "unknown"
+	}
+	n := 0
+	if entries, err := os.ReadDir(layersDir); err == nil {
+		n = len(entries)
+	}
+	return [][2]string{{"Backing Filesystem", fsName}, {label, strconv.Itoa(n)}}
 }
 
 // CheckCreate checks the ids of a new layer and its parent, the common
