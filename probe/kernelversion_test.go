@@ -30,7 +30,7 @@ func TestParseKernelRelease(t *testing.T) {
 		{release: "3.12-1-amd64", want: "3.12.0"},
 		{release: "3.13.0-170-generic\n", want: "3.13.0"},
 		{release: "5.10.0-28-cloud-amd64", want: "5.10.0"},
-		{release: "6.18.44-fc-v669", want: "6.18.44"},
+		{release: "6.12.9-arch1-1", want: "6.12.9"},
 		{release: "4.18.0-553.el8_10.x86_64", want: "4.18.0", rhel: "el8", build: 553},
 	}
 	for _, tt := range tests {
