@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,8 +51,7 @@ type liveResults struct {
 	tmpfs map[string]error
 	// on says where each test ran: "dataroot", "tmpfs", or "multi" for
 	// the overlay fact settled by the multi-lower mount.
-	on      map[string]string
-	elapsed time.Duration
+	on map[string]string
 }
 
 // onDataRoot are the tests that depend on the data-root's filesystem and
@@ -77,8 +74,6 @@ var overlayTestOrder = []string{
 
 func (p *prober) runLiveTests() *liveResults {
 	lr := &liveResults{}
-	start := time.Now()
-	defer func() { lr.elapsed = time.Since(start) }()
 	dr := &p.r.DataRoot
 	probed := dr.ProbedPath
 
@@ -260,5 +255,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
-var _ = filepath.Join

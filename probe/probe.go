@@ -99,14 +99,13 @@ type prober struct {
 	h    *Host
 	r    *Report
 
-	kv       KernelVersion
-	kvOK     bool
-	mods     *moduleFacts
-	capture  *Capture
-	live     *liveResults
-	params   map[string]string
-	mounts   []*mountinfo.Info
-	mountErr error
+	kv      KernelVersion
+	kvOK    bool
+	mods    *moduleFacts
+	capture *Capture
+	live    *liveResults
+	params  map[string]string
+	mounts  []*mountinfo.Info
 
 	fuseVersion string
 	wsl1        bool
@@ -430,7 +429,6 @@ func (p *prober) readMounts() {
 		data, err = p.h.ReadFile(file)
 	}
 	if err != nil {
-		p.mountErr = err
 		if !(errors.Is(err, fs.ErrNotExist) && !p.h.Live()) {
 			p.warn("read %s: %v", file, err)
 		}
@@ -438,7 +436,6 @@ func (p *prober) readMounts() {
 	}
 	mounts, err := ParseMountinfo(bytes.NewReader(data))
 	if err != nil {
-		p.mountErr = err
 		p.warn("%v", err)
 		return
 	}

@@ -54,10 +54,8 @@ func MakeScratch(parent, kind string) (string, error) {
 	defer unix.Close(fd)
 	// The umask may have taken bits away; never add any beyond 0700.
 	var st unix.Stat_t
-	if err := unix.Fchmod(fd, 0o700); err == nil {
-		err = unix.Fstat(fd, &st)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Mode&0o7777 != 0o700 || int(st.Uid) != os.Geteuid() {
+	if unix.Fchmod(fd, 0o700) != nil || unix.Fstat(fd, &st) != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Mode&0o7777 != 0o700 || int(st.Uid) != os.Geteuid() {
 		unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
 		return "", fmt.Errorf("make scratch dir %s: not the directory we created", dir)
 	}

@@ -29,6 +29,8 @@ echo "# whole commands ($N runs each)"
 if [ "$(id -u)" -eq 0 ]; then
   "$tmp/benchcmd" -n "$N" -name select-bench-off -- $BIN select --dry-run --bench off --format json --config "$cfg" --lock-file "$lock"
   "$tmp/benchcmd" -n 5 -name select-bench-quick -- $BIN select --dry-run --format json --config "$cfg" --lock-file "$lock"
+  # The whole suite once, with the 64 MiB copy-up: its peak memory.
+  "$tmp/benchcmd" -n 1 -name select-bench-full -- $BIN select --dry-run --bench full --format json --config "$cfg" --lock-file "$lock"
 fi
 # What people run today to answer the same question, on the same machine.
 cc=$(find "${GRAPHPROBE_DOCKER_CACHE:-$HOME/.cache/graphprobe/docker-20.10}" -name check-config.sh 2>/dev/null | head -1 || true)

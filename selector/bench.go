@@ -2,10 +2,10 @@ package selector
 
 import (
 	"archive/tar"
-	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -98,7 +98,6 @@ type benchDriver struct {
 	notes   []string
 	err     error
 	start   time.Time
-	elapsed time.Duration
 }
 
 func (b *benchDriver) id(prefix string) string {
@@ -571,16 +570,9 @@ func summarize(name, unit string, samples []float64) BenchResult {
 		r.Median = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	if r.Median != 0 && len(s) > 1 {
-		r.Spread = (r.Max - r.Min) / abs(r.Median)
+		r.Spread = (r.Max - r.Min) / math.Abs(r.Median)
 	}
 	return r
-}
-
-func abs(f float64) float64 {
-	if f < 0 {
-		return -f
-	}
-	return f
 }
 
 // ErrNoSpace stops a benchmark on a filesystem too small for it.
@@ -605,5 +597,3 @@ func benchLine(driver string, r BenchResult, v float64) string {
 	}
 	return fmt.Sprintf("%s 1 %.0f %s", name, v, r.Unit)
 }
-
-var _ = context.Background

@@ -247,12 +247,6 @@ func aufsLoadable(t testing.TB) bool {
 	return exec.Command("modinfo", "aufs").Run() == nil
 }
 
-// statusOf returns a DriverStatus row or "" (for log lines).
-func statusOf(i dockertest.Info, key string) string {
-	v, _ := i.Status(key)
-	return v
-}
-
 func mustStat(t testing.TB, p string) os.FileInfo {
 	t.Helper()
 	st, err := os.Lstat(p)

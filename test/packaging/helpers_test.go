@@ -33,22 +33,6 @@ func root(t testing.TB) string {
 	return abs
 }
 
-// tool returns a pinned Go program (PKG@VERSION) from packaging/tools.env.
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "packaging/tools.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, name+"="); ok {
-			return v
-		}
-	}
-	t.Fatalf("packaging/tools.env has no %s=", name)
-	return ""
-}
-
 // built is one run of scripts/package-deb.sh.
 type built struct {
 	deb string // path of the .deb

@@ -135,9 +135,8 @@ func IndexOff() []string {
 
 // fixture is a throwaway overlay stack for the init checks.
 type fixture struct {
-	dir    string
-	lowers []string
-	spec   Spec
+	dir  string
+	spec Spec
 }
 
 // newFixture makes lower1..n (n nearest), upper, work and merged in a
