@@ -183,7 +183,12 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
 		dataRoot = doc.DataRoot
 	}
-	r, err := probe.Run(ctx, probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot})
+	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}
+	flags, err := scanDockerd(c.rootPrefix, &popts)
+	if err != nil {
+		return withCode(ExitRuntime, err)
+	}
+	r, err := probe.Run(ctx, popts)
 	if err != nil {
 		return withCode(ExitRuntime, err)
 	}
@@ -201,7 +206,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		progress = &progressWriter{w: f}
 	}
 	res, err := selector.Run(ctx, selector.Request{
-		Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc,
+		Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc, Flags: flags,
 		DockerVersion: dv, DockerVersionSource: source, Policy: pol,
 		Driver: driver, Force: force, DryRun: dryRun, Bench: *bench, Strategy: *strategy,
 		LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
