@@ -44,7 +44,7 @@ if [ "$(id -u)" -eq 0 ]; then
   "$tmp/benchcmd" -n 1 -name select-bench-full -- $BIN select --dry-run --bench full --format json --config "$cfg" --lock-file "$lock"
 fi
 # What people run today to answer the same question, on the same machine.
-cc=$(find "${GRAPHPROBE_DOCKER_CACHE:-$HOME/.cache/graphprobe/docker-20.10}" -name check-config.sh 2>/dev/null | head -1 || true)
+cc=$(find "${GRAPHPROBE_DOCKER_CACHE:-$HOME/.cache/graphprobe/engines}/20.10" -name check-config.sh 2>/dev/null | head -1 || true)
 if [ -n "$cc" ] && [ -r /proc/config.gz ]; then
   # It exits non-zero when the kernel lacks optional features.
   "$tmp/benchcmd" -n 5 -ok 0,1 -name check-config.sh -- bash "$cc"
