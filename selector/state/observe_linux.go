@@ -79,6 +79,9 @@ func Observe(opts ObserveOptions) (Observation, error) {
 	sock := opts.DockerSocket
 	if sock == "" {
 		sock = "/var/run/docker.sock"
+		if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+			sock = strings.TrimPrefix(h, "unix://")
+		}
 	}
 	if c, err := net.DialTimeout("unix", sock, 100*time.Millisecond); err == nil {
 		o.DockerRunning = true
