@@ -237,7 +237,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		}
 		res, err = decide()
 		if err == nil && !dryRun {
-			proof.save(res, cfgFile, policyPath)
+			proof.save(res, cfgFile)
 		}
 	}
 	if p, ok := progress.(*progressWriter); ok {

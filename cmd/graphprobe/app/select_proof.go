@@ -134,7 +134,7 @@ func (p *proofRun) forget() {
 
 // save records a full proof that initialised the chosen driver and whose
 // daemon.json is written (or already was).
-func (p *proofRun) save(res *selector.Result, cfg *daemonjson.File, policyPath string) {
+func (p *proofRun) save(res *selector.Result, cfg *daemonjson.File) {
 	if p == nil || p.status.Reused || !p.obsOK || res.Outcome() != nil || res.Refused != nil || res.Driver == "" {
 		return
 	}
