@@ -47,6 +47,11 @@ type Request struct {
 	BenchDrivers []string
 	Progress     io.Writer
 	Exec         probe.ExecFunc
+
+	// Proven says Report comes from a proof record that still holds
+	// (selector/state): the live host is decided on it without
+	// initialising or benchmarking the driver again.
+	Proven bool
 }
 
 // Result is the select (and bench) document.
@@ -182,7 +187,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 
 	d := Decide(r, req.DockerVersion, opts)
 	var prove *ProveResult
-	live := r.Mode == "live"
+	live := r.Mode == "live" && !req.Proven
 	bench := req.Bench
 	if bench == "" {
 		bench = BenchQuick

@@ -210,7 +210,8 @@ func runFidelity(t *testing.T, tc fidelityCase, c *dockertest.Cache, bin, tarbal
 	}
 	before := mustRead(t, cfgPath)
 
-	res, code, stderr := selectBin(t, bin, c, path, "--data-root", dataRoot, "--config", cfgPath)
+	stateDir := filepath.Join(dir, "state")
+	res, code, stderr := selectBin(t, bin, c, path, "--data-root", dataRoot, "--config", cfgPath, "--state-dir", stateDir)
 	t.Logf("%s: graphprobe select: exit %d, driver %q, image store %q, reason: %s", c.Release.Name, code, res.Driver, res.ImageStore, res.Reason)
 	if res.DockerVersion != c.Semver() {
 		t.Errorf("graphprobe detected Docker %q from dockerd on PATH, dockerd is %q", res.DockerVersion, c.Semver())
@@ -278,7 +279,7 @@ func runFidelity(t *testing.T, tc fidelityCase, c *dockertest.Cache, bin, tarbal
 	}
 
 	// A rerun after dockerd used the config changes nothing.
-	again, code, stderr := selectBin(t, bin, c, path, "--data-root", dataRoot, "--config", cfgPath)
+	again, code, stderr := selectBin(t, bin, c, path, "--data-root", dataRoot, "--config", cfgPath, "--state-dir", stateDir)
 	if code != 0 || again.DaemonJSON.Written || again.Driver != res.Driver {
 		t.Errorf("rerun: exit %d, written %v, driver %q (first run %q)\n%s", code, again.DaemonJSON.Written, again.Driver, res.Driver, stderr)
 	}
