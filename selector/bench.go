@@ -584,6 +584,11 @@ func freeSpace(dir string) (bytes, inodes uint64, err error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
+	if st.Files == 0 {
+		// btrfs has no fixed inode table and reports 0 total, 0 free:
+		// no limit, not none left.
+		return st.Bavail * uint64(st.Bsize), math.MaxUint64, nil
+	}
 	return st.Bavail * uint64(st.Bsize), st.Ffree, nil
 }
 
