@@ -55,7 +55,6 @@ func ParseCmdlineParams(cmdline, module string) map[string]string {
 	return opts
 }
 
-
 // overlayLoadParams are the overlay parameters the module will get when it
 // loads: modprobe.d options, then the kernel command line. Each value is
 // labelled with where it came from.
