@@ -438,11 +438,23 @@ func (p *prober) paramOn(name string) *bool {
 	if !ok {
 		return nil
 	}
-	switch strings.ToLower(v) {
-	case "y", "1", "on", "yes", "true":
-		return Bool(true)
+	if on := paramValueOn(v); on != nil {
+		return on
 	}
 	return Bool(false)
+}
+
+// paramValueOn reads a boolean module parameter value as the kernel does
+// (param_set_bool): nil when it is not a boolean ("follow", "nofollow" of
+// old redirect_dir values count as on and off).
+func paramValueOn(v string) *bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "y", "1", "on", "yes", "true", "follow":
+		return Bool(true)
+	case "n", "0", "off", "no", "false", "nofollow":
+		return Bool(false)
+	}
+	return nil
 }
 
 func (p *prober) readMounts() {
