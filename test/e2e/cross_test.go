@@ -36,7 +36,7 @@ func inNamespace(t *testing.T, fn func() error) {
 // the home dockerd wrote, mounts the image layer and the container's whole
 // stack, shows every file of the image as dockerd stored it, and leaves
 // the home so that dockerd still runs the container's layers afterwards.
-func checkGraphprobeOpens(t *testing.T, dataRoot string, l dockertest.Layers) {
+func checkGraphprobeOpens(t *testing.T, c *dockertest.Cache, dataRoot string, l dockertest.Layers) {
 	t.Helper()
 	driver := l.Driver
 	home := filepath.Join(dataRoot, driver)
@@ -68,7 +68,7 @@ func checkGraphprobeOpens(t *testing.T, dataRoot string, l dockertest.Layers) {
 	})
 
 	cfg := writeConfig(t, map[string]any{"storage-driver": driver})
-	d := dockertest.Start(t, dockertest.Options{DataRoot: dataRoot, ConfigFile: cfg})
+	d := dockertest.Start(t, dockertest.Options{Cache: c, DataRoot: dataRoot, ConfigFile: cfg})
 	out := filepath.Join(t.TempDir(), "export.tar")
 	d.Docker(t, "export", "--output", out, l.Container)
 	d.Stop(t)

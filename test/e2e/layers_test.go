@@ -16,12 +16,12 @@ import (
 // of it and stops dockerd. It returns the data-root and the container's
 // layer chain as dockerd left them on disk, for a graph driver of
 // graphprobe's to open.
-func dockerdContainer(t *testing.T, driver string) (string, dockertest.Layers) {
+func dockerdContainer(t *testing.T, c *dockertest.Cache, driver string) (string, dockertest.Layers) {
 	t.Helper()
 	fs := testutil.NewFS(t, testutil.Ext4, 0)
 	dataRoot := filepath.Join(fs.Dir, "docker")
 	cfg := writeConfig(t, map[string]any{"storage-driver": driver})
-	d := dockertest.Start(t, dockertest.Options{DataRoot: dataRoot, ConfigFile: cfg})
+	d := dockertest.Start(t, dockertest.Options{Cache: c, DataRoot: dataRoot, ConfigFile: cfg})
 	if got := d.Info(t).Driver; got != driver {
 		t.Fatalf("dockerd runs %s, configured %s", got, driver)
 	}
@@ -41,21 +41,30 @@ var shortLink = regexp.MustCompile(`^[A-Z0-9]{26}$`)
 // dockerd stopped: the layout graphprobe's drivers of the same names write
 // and must be able to open, which they then do (crossCheck).
 func TestDockerImportLayers(t *testing.T) {
-	dockertest.Ensure(t)
-	// fuse-overlayfs is 20.10's copy of overlay2 with the mount done by
-	// the fuse-overlayfs program: same layout.
+	for _, c := range dockertest.EnsureAll(t) {
+		t.Run(c.Release.Name, func(t *testing.T) { testDockerImportLayers(t, c) })
+	}
+}
+
+func testDockerImportLayers(t *testing.T, c *dockertest.Cache) {
+	// fuse-overlayfs is a copy of overlay2 with the mount done by the
+	// fuse-overlayfs program: same layout. Docker 29 runs both as graph
+	// drivers when named in storage-driver.
 	for _, driver := range []string{"overlay2", "fuse-overlayfs"} {
 		t.Run(driver, func(t *testing.T) {
 			if driver == "fuse-overlayfs" {
 				testutil.RequiresTool(t, "fuse-overlayfs")
 			}
-			dataRoot, l := dockerdContainer(t, driver)
+			dataRoot, l := dockerdContainer(t, c, driver)
 			checkOverlay2Layout(t, filepath.Join(dataRoot, driver), l)
-			crossCheck(t, dataRoot, l)
+			crossCheck(t, c, dataRoot, l)
 		})
 	}
+	if c.Release.Name != "20.10" {
+		return // overlay was removed in 24
+	}
 	t.Run("overlay", func(t *testing.T) {
-		dataRoot, l := dockerdContainer(t, "overlay")
+		dataRoot, l := dockerdContainer(t, c, "overlay")
 		home := filepath.Join(dataRoot, "overlay")
 		if l.Driver != "overlay" || len(l.Image) != 1 || l.Init != l.RW+"-init" {
 			t.Fatalf("layers %+v: want overlay, one image layer, init layer <rw>-init", l)
@@ -74,15 +83,15 @@ func TestDockerImportLayers(t *testing.T) {
 			}
 			checkInitLayer(t, filepath.Join(home, id, "upper"))
 		}
-		crossCheck(t, dataRoot, l)
+		crossCheck(t, c, dataRoot, l)
 	})
 }
 
 // crossCheck opens dockerd's layers with graphprobe's driver of the same
 // name, once graphprobe has one.
-func crossCheck(t *testing.T, dataRoot string, l dockertest.Layers) {
+func crossCheck(t *testing.T, c *dockertest.Cache, dataRoot string, l dockertest.Layers) {
 	if graphprobeDrivers[l.Driver] {
-		t.Run("graphprobe-opens", func(t *testing.T) { checkGraphprobeOpens(t, dataRoot, l) })
+		t.Run("graphprobe-opens", func(t *testing.T) { checkGraphprobeOpens(t, c, dataRoot, l) })
 	}
 }
 

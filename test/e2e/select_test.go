@@ -49,67 +49,6 @@ func runSelect(t *testing.T, args ...string) (selectResult, int) {
 	return res, code
 }
 
-// TestSelectThenDockerd lets graphprobe write a daemon.json holding an
-// operator's other keys, starts dockerd with it, and checks that dockerd
-// runs exactly the driver graphprobe chose, that the other keys survived,
-// and that graphprobe's choice is the one dockerd makes on its own.
-func TestSelectThenDockerd(t *testing.T) {
-	dockertest.Ensure(t)
-	for _, tc := range []struct {
-		kind  string
-		bench string
-	}{
-		{testutil.Ext4, "quick"},
-		{testutil.XFS, "off"},
-		{testutil.Btrfs, "off"},
-		{testutil.Tmpfs, "off"},
-		{testutil.Ext4NoDType, "off"},
-		{testutil.Overlay, "off"},
-	} {
-		t.Run(tc.kind, func(t *testing.T) {
-			fs := testutil.NewFS(t, tc.kind, 0)
-
-			// What dockerd picks on its own, on a data-root of its own.
-			own := dockertest.Start(t, dockertest.Options{DataRoot: filepath.Join(fs.Dir, "own")})
-			ownDriver := own.Info(t).Driver
-			own.Stop(t)
-
-			dataRoot := filepath.Join(fs.Dir, "docker")
-			cfg := filepath.Join(t.TempDir(), "daemon.json")
-			if err := os.WriteFile(cfg, []byte(otherKeys), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			res, code := runSelect(t, "--data-root", dataRoot, "--config", cfg, "--bench", tc.bench)
-			if code != 0 || !res.DaemonJSON.Written {
-				t.Fatalf("select: exit %d, written %v, result %+v", code, res.DaemonJSON.Written, res)
-			}
-			if res.Driver != ownDriver {
-				t.Errorf("graphprobe chose %s (%s), dockerd on its own picks %s", res.Driver, res.Reason, ownDriver)
-			}
-			checkOtherKeys(t, cfg)
-
-			d := dockertest.Start(t, dockertest.Options{DataRoot: dataRoot, ConfigFile: cfg})
-			info := d.Info(t)
-			d.Stop(t)
-			if info.Driver != res.Driver {
-				t.Errorf("dockerd runs %s with graphprobe's daemon.json, graphprobe chose %s", info.Driver, res.Driver)
-			}
-			// The probe's scratch dirs are gone; only dockerd's own dirs.
-			entries, _ := os.ReadDir(fs.Dir)
-			for _, e := range entries {
-				if strings.HasPrefix(e.Name(), ".graphprobe-") {
-					t.Errorf("scratch dir %s left behind", e.Name())
-				}
-			}
-			// A rerun changes nothing.
-			again, code := runSelect(t, "--data-root", dataRoot, "--config", cfg, "--bench", "off")
-			if code != 0 || again.DaemonJSON.Written || again.Driver != res.Driver {
-				t.Errorf("rerun: exit %d, written %v, driver %s", code, again.DaemonJSON.Written, again.Driver)
-			}
-		})
-	}
-}
-
 // TestSelectKeepsPriorDriver: with images under overlay (which 20.10 ranks
 // below overlay2), select keeps overlay, and dockerd still shows the image.
 func TestSelectKeepsPriorDriver(t *testing.T) {
