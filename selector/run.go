@@ -355,7 +355,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 				same = false
 			}
 		}
-		if same && req.Config != nil && !req.Config.HasStorageDriver && len(optsRes.Opts) == 0 {
+		if same && (req.Config == nil || !req.Config.HasStorageDriver) && len(optsRes.Opts) == 0 {
 			res.DaemonJSON.Changed = false
 			res.DaemonJSON.Diff = ""
 			res.Reason += fmt.Sprintf("; already set by %s, so daemon.json is left alone", where(flagConflicts[0]))

@@ -257,3 +257,47 @@ func TestMatrixExpected(t *testing.T) {
 		t.Errorf("mismatch: exit %d\n%s", code, out)
 	}
 }
+
+// TestSelectFlagAlreadySet: a storage flag on dockerd's command line that
+// already names the driver graphprobe decides leaves daemon.json alone,
+// whether or not there is a daemon.json, and wherever the flag is set.
+func TestSelectFlagAlreadySet(t *testing.T) {
+	const unitOpts = "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/bin/dockerd -H fd:// $DOCKER_OPTS\n"
+	for _, tc := range []struct {
+		name   string
+		unit   string
+		deflt  string
+		config string // "" for no daemon.json
+	}{
+		{name: "unit flag, no daemon.json", unit: "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// -s overlay2\n"},
+		{name: "unit flag, empty daemon.json", unit: "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// -s overlay2\n", config: "{}"},
+		{name: "DOCKER_OPTS, no daemon.json", unit: unitOpts, deflt: "DOCKER_OPTS=\"-s overlay2\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := copyHost(t, "debian-12")
+			unit := filepath.Join(host, "lib/systemd/system/docker.service")
+			os.MkdirAll(filepath.Dir(unit), 0o755)
+			os.WriteFile(unit, []byte(tc.unit), 0o644)
+			if tc.deflt != "" {
+				os.MkdirAll(filepath.Join(host, "etc/default"), 0o755)
+				os.WriteFile(filepath.Join(host, "etc/default/docker"), []byte(tc.deflt), 0o644)
+			}
+			cfg := filepath.Join(t.TempDir(), "daemon.json")
+			if tc.config != "" {
+				os.WriteFile(cfg, []byte(tc.config), 0o644)
+			}
+			doc, _, errOut, code := selectJSON(t, "--root-prefix", host, "--config", cfg, "--docker-version", "20.10.24", "--state-dir", t.TempDir())
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (the flag already sets overlay2): %s", code, errOut)
+			}
+			if doc.Driver != "overlay2" || doc.DaemonJSON == nil || doc.DaemonJSON.Changed || doc.DaemonJSON.Written {
+				t.Errorf("driver %q, daemonJSON %+v: want overlay2, unchanged", doc.Driver, doc.DaemonJSON)
+			}
+			if tc.config == "" {
+				if _, err := os.Stat(cfg); err == nil {
+					t.Error("daemon.json created although the flag sets the driver")
+				}
+			}
+		})
+	}
+}
