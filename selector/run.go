@@ -132,6 +132,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		StorageOpts:         []string{},
 		Probe:               r,
 	}
+	if req.DockerVersion.Newer() {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("Docker %s is newer than any release graphprobe knows: it applies the rules of Docker %d (priority %s); check the result against that dockerd", req.DockerVersion, NewestKnown.Major, strings.Join(req.DockerVersion.Priority(), ", ")))
+	}
 	pol := req.Policy
 	if pol == nil {
 		pol = &policy.Policy{}

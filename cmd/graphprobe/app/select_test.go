@@ -301,3 +301,36 @@ func TestSelectFlagAlreadySet(t *testing.T) {
 		})
 	}
 }
+
+// TestSelectNewerRelease: a release newer than any graphprobe knows is
+// decided by the newest rules, and the result says so.
+func TestSelectNewerRelease(t *testing.T) {
+	host := copyHost(t, "debian-12")
+	cfg := filepath.Join(t.TempDir(), "daemon.json")
+	out, errOut, code := runCLI(t, "select", "--format", "json", "--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "30.0.0", "--state-dir", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc struct{ Warnings []string }
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range doc.Warnings {
+		if strings.Contains(w, "Docker 30.0.0 is newer than any release graphprobe knows") && strings.Contains(w, "rules of Docker 29") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("warnings %q do not say that 30.0.0 is unknown and which rules apply", doc.Warnings)
+	}
+	text, _, _ := runCLI(t, "select", "--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "30.0.0", "--state-dir", t.TempDir())
+	if !strings.Contains(text, "newer than any release graphprobe knows") {
+		t.Errorf("text output does not warn:\n%s", text)
+	}
+	// Known releases get no such warning.
+	out, _, _ = runCLI(t, "select", "--format", "json", "--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "29.0.0", "--state-dir", t.TempDir())
+	if strings.Contains(out, "newer than any release") {
+		t.Errorf("29.0.0 is warned about as unknown")
+	}
+}
