@@ -487,6 +487,15 @@ func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Options) (s
 	if !dv.ContainerdStoreAvailable() {
 		return StoreGraphDriver, nil
 	}
+	if opts.Driver != "" && opts.ImageStore == "" {
+		// --driver means what the user typed: a snapshotter name is the
+		// containerd store, a graph driver's name the graph driver.
+		if GraphDriverFor(opts.Driver) != opts.Driver {
+			opts.ImageStore = StoreContainerd
+		} else {
+			opts.ImageStore = StoreGraphDriver
+		}
+	}
 	switch opts.ImageStore {
 	case StoreGraphDriver:
 		if feat != nil && *feat {

@@ -48,6 +48,10 @@ type Request struct {
 	Progress     io.Writer
 	Exec         probe.ExecFunc
 
+	// ImageStore is --image-store: "" (not given) leaves it to the
+	// policy, "default" to the release, "graphdriver" or "containerd"
+	// force one on Docker 24+.
+	ImageStore string
 	// Proven says Report comes from a proof record that still holds
 	// (selector/state): the live host is decided on it without
 	// initialising or benchmarking the driver again.
@@ -146,6 +150,13 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		res.Strategy = StrategyPriority
 	}
 	opts := Options{Driver: req.Driver, Force: req.Force, StorageOpts: pol.StorageOpts, ImageStore: string(pol.ImageStore)}
+	switch req.ImageStore {
+	case "":
+	case "default":
+		opts.ImageStore = ""
+	default:
+		opts.ImageStore = req.ImageStore
+	}
 	if len(pol.Priority) > 0 || len(pol.Exclude) > 0 {
 		order := pol.Order(req.DockerVersion.Priority())
 		opts.Priority = order

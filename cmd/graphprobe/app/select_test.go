@@ -334,3 +334,41 @@ func TestSelectNewerRelease(t *testing.T) {
 		t.Errorf("29.0.0 is warned about as unknown")
 	}
 }
+
+// TestSelectImageStore: --image-store chooses the Docker 29 image store and
+// wins over the policy; --driver writes what the user typed.
+func TestSelectImageStore(t *testing.T) {
+	host := copyHost(t, "debian-12")
+	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policyPath, []byte("imageStore: containerd\n"), 0o644)
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		code         int
+		driver, want string
+	}{
+		{name: "default", args: nil, driver: "overlayfs", want: "containerd"},
+		{name: "graphdriver", args: []string{"--image-store", "graphdriver"}, driver: "overlay2", want: "graphdriver"},
+		{name: "flag wins over policy", args: []string{"--policy", policyPath, "--image-store", "graphdriver"}, driver: "overlay2", want: "graphdriver"},
+		{name: "default over policy", args: []string{"--policy", policyPath, "--image-store", "default"}, driver: "overlayfs", want: "containerd"},
+		{name: "--driver overlay2 is the graph driver", args: []string{"--driver", "overlay2"}, driver: "overlay2", want: "graphdriver"},
+		{name: "--driver overlayfs is the snapshotter", args: []string{"--driver", "overlayfs"}, driver: "overlayfs", want: "containerd"},
+		{name: "--driver overlay2 with the containerd store", args: []string{"--driver", "overlay2", "--image-store", "containerd"}, code: 2},
+		{name: "bad value", args: []string{"--image-store", "snapshotter"}, code: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "daemon.json")
+			args := append([]string{"--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "29.0.0", "--state-dir", t.TempDir()}, tc.args...)
+			doc, _, errOut, code := selectJSON(t, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			if code != 0 {
+				return
+			}
+			if doc.Driver != tc.driver || doc.ImageStore != tc.want {
+				t.Errorf("driver %q store %q, want %q %q", doc.Driver, doc.ImageStore, tc.driver, tc.want)
+			}
+		})
+	}
+}
