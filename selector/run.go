@@ -218,6 +218,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return ProveRequest{
 			Drivers: names, All: all, Mode: bench, Sizes: sizes, Budget: pol.Benchmark.Budget,
 			StorageOpts: storageOptsFor(d, names), Modules: mods, LoadModules: req.LoadModules,
+			WarnNoDType: req.DockerVersion.Less(dv1712),
 			ScratchParent: r.DataRoot.ProbedPath, Progress: req.Progress, Exec: req.Exec,
 		}
 	}

@@ -40,7 +40,7 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 		return nil, err
 	}
 	// Two lowers: overlay2 needs multiple lower layers.
-	host, err := ovl.CheckHost(Name, home, 2)
+	host, err := ovl.CheckHost(Name, home, 2, opts.WarnNoDType)
 	if err != nil {
 		return nil, err
 	}
