@@ -39,6 +39,12 @@ Flags:
                             Docker's order (default), or the fastest eligible
                             driver when it beats the first by more than the
                             measured spread
+  --image-store graphdriver|containerd|default
+                            the image store on Docker 24+ (default: as the
+                            release and the policy decide; the flag wins over
+                            the policy); --driver means what is typed:
+                            overlay2 is graph-driver mode, overlayfs the
+                            containerd store
   --force                   allow switching away from a driver that holds
                             images (nothing is deleted; they are hidden)
   --no-load-modules         never modprobe a driver's module (dockerd would);
