@@ -47,6 +47,10 @@ type Options struct {
 	// ("overlay2.size=10G"); an option the driver does not know is an
 	// error, as in dockerd.
 	StorageOpts []string
+	// WarnNoDType makes a backing filesystem without d_type a warning
+	// rather than "not supported", as Docker before 17.12 had it for the
+	// overlay drivers.
+	WarnNoDType bool
 	// Mounter replaces the mount syscalls (for the aufs driver on kernels
 	// without aufs, and for tests that assert the exact calls).
 	Mounter Mounter

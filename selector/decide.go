@@ -62,9 +62,12 @@ type Candidate struct {
 	Unverified []string `json:"unverified,omitempty"`
 	// Priority is the driver's position in the order used (0 first), -1
 	// when this Docker release does not ship it.
-	Priority    int              `json:"priority"`
-	Prior       bool             `json:"prior"`
-	StorageOpts []string         `json:"storageOpts,omitempty"`
+	Priority    int      `json:"priority"`
+	Prior       bool     `json:"prior"`
+	StorageOpts []string `json:"storageOpts,omitempty"`
+	// OwnOpts are the options graphprobe adds for this host (not the
+	// user's).
+	OwnOpts     []string         `json:"-"`
 	Initialized bool             `json:"initialized"`
 	InitError   string           `json:"initError,omitempty"`
 	Benchmark   *DriverBenchmark `json:"benchmark"`
@@ -185,6 +188,7 @@ func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
 			c.Reasons = append(c.Reasons, "initialisation failed: "+why)
 		}
 		if c.Eligible {
+			c.OwnOpts = v.opts
 			c.StorageOpts = append(append([]string{}, v.opts...), opts.StorageOpts[name]...)
 		}
 		d.Candidates = append(d.Candidates, c)
@@ -486,6 +490,15 @@ func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Options) (s
 	feat := opts.Configured.ContainerdSnapshotter
 	if !dv.ContainerdStoreAvailable() {
 		return StoreGraphDriver, nil
+	}
+	if opts.Driver != "" && opts.ImageStore == "" {
+		// --driver means what the user typed: a snapshotter name is the
+		// containerd store, a graph driver's name the graph driver.
+		if GraphDriverFor(opts.Driver) != opts.Driver {
+			opts.ImageStore = StoreContainerd
+		} else {
+			opts.ImageStore = StoreGraphDriver
+		}
 	}
 	switch opts.ImageStore {
 	case StoreGraphDriver:

@@ -115,6 +115,8 @@ func TestDecide(t *testing.T) {
 		{name: "prior vfs data, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Options{Force: true}, driver: "overlay2"},
 		{name: "containerd store switched on over overlay2 data", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "28.5.2", opts: Options{Configured: Configured{ContainerdSnapshotter: boolPtr(true)}}, refusal: "prior-state"},
 		{name: "no d_type, 25 falls to vfs", host: noDType, docker: "25.0.3", driver: "vfs"},
+		{name: "no d_type, 17.03 only warns and runs overlay2", host: noDType, docker: "17.03.2", driver: "overlay2"},
+		{name: "no d_type, 17.12 refuses it", host: noDType, docker: "17.12.1", driver: "vfs"},
 		{name: "prior aufs after the module went", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", refusal: "prior-state"},
 		{name: "prior aufs, forced", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", opts: Options{Force: true}, driver: "overlay2"},
 		{name: "prior aufs on docker 24", host: with(xenial, func(h *host) { h.prior = []string{"aufs"} }), docker: "24.0.7", refusal: "prior-state"},

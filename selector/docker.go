@@ -16,6 +16,10 @@ type DockerVersion struct {
 // is the target when neither --docker-version nor a dockerd is found.
 var NewestKnown = DockerVersion{29, 0, 0}
 
+// Newer reports whether the release is newer than any graphprobe knows:
+// it is then decided by the newest rules, which the caller should say.
+func (v DockerVersion) Newer() bool { return v.Major > NewestKnown.Major }
+
 // OldestKnown is the oldest release graphprobe models.
 var OldestKnown = DockerVersion{17, 3, 0}
 

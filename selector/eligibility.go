@@ -94,7 +94,12 @@ func eligibility(r *probe.Report, dv DockerVersion, driver string) verdict {
 			return v
 		}
 		dt := r.Fact(probe.FactDType)
-		if dt.No() {
+		switch {
+		case dt.No() && dv.Less(dv1712):
+			// 17.03–17.09 logged the warning and ran the driver all the
+			// same; 17.12 made it an error.
+			v.reasons = append(v.reasons, fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior; Docker %s only warns and runs %s anyway (17.12 and later refuse it): %s", fs, dv, driver, probe.DTypeHint(fs)))
+		case dt.No():
 			v.reject(fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior", fs), probe.DTypeHint(fs))
 			return v
 		}
@@ -181,7 +186,10 @@ func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
 	}
 }
 
-var dv2010 = DockerVersion{20, 10, 0}
+var (
+	dv1712 = DockerVersion{17, 12, 0}
+	dv2010 = DockerVersion{20, 10, 0}
+)
 
 // kernelRefusesUpper are filesystems the kernel refuses as overlay's upper
 // layer, whatever dockerd checks.

@@ -31,6 +31,9 @@ type ProveRequest struct {
 	// Budget caps the benchmark's wall time per driver (0: none).
 	Budget      time.Duration
 	StorageOpts map[string][]string
+	// WarnNoDType: the release only warns about a backing filesystem
+	// without d_type (Docker before 17.12).
+	WarnNoDType bool
 	// Modules maps a driver to the kernel module to load before its init.
 	Modules map[string]string
 	// LoadModules allows modprobe (select's default, as dockerd does).
@@ -150,7 +153,7 @@ func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 		var d drivers.Driver
 		err := ns.Do(func() error {
 			var err error
-			d, err = drivers.Init(name, home, drivers.Options{StorageOpts: req.StorageOpts[name]})
+			d, err = drivers.Init(name, home, drivers.Options{StorageOpts: req.StorageOpts[name], WarnNoDType: req.WarnNoDType})
 			return err
 		})
 		if err != nil {

@@ -48,6 +48,10 @@ type Request struct {
 	Progress     io.Writer
 	Exec         probe.ExecFunc
 
+	// ImageStore is --image-store: "" (not given) leaves it to the
+	// policy, "default" to the release, "graphdriver" or "containerd"
+	// force one on Docker 24+.
+	ImageStore string
 	// Proven says Report comes from a proof record that still holds
 	// (selector/state): the live host is decided on it without
 	// initialising or benchmarking the driver again.
@@ -132,6 +136,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		StorageOpts:         []string{},
 		Probe:               r,
 	}
+	if req.DockerVersion.Newer() {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("Docker %s is newer than any release graphprobe knows: it applies the rules of Docker %d (priority %s); check the result against that dockerd", req.DockerVersion, NewestKnown.Major, strings.Join(req.DockerVersion.Priority(), ", ")))
+	}
 	pol := req.Policy
 	if pol == nil {
 		pol = &policy.Policy{}
@@ -143,6 +150,13 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		res.Strategy = StrategyPriority
 	}
 	opts := Options{Driver: req.Driver, Force: req.Force, StorageOpts: pol.StorageOpts, ImageStore: string(pol.ImageStore)}
+	switch req.ImageStore {
+	case "":
+	case "default":
+		opts.ImageStore = ""
+	default:
+		opts.ImageStore = req.ImageStore
+	}
 	if len(pol.Priority) > 0 || len(pol.Exclude) > 0 {
 		order := pol.Order(req.DockerVersion.Priority())
 		opts.Priority = order
@@ -185,6 +199,10 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 
+	var existing []string
+	if req.Config != nil {
+		existing = req.Config.StorageOpts
+	}
 	d := Decide(r, req.DockerVersion, opts)
 	var prove *ProveResult
 	live := r.Mode == "live" && !req.Proven
@@ -203,9 +221,38 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 		return ProveRequest{
 			Drivers: names, All: all, Mode: bench, Sizes: sizes, Budget: pol.Benchmark.Budget,
-			StorageOpts: storageOptsFor(d, names), Modules: mods, LoadModules: req.LoadModules,
+			StorageOpts: storageOptsFor(d, names, existing, req.DockerVersion), Modules: mods, LoadModules: req.LoadModules,
+			WarnNoDType: req.DockerVersion.Less(dv1712),
 			ScratchParent: r.DataRoot.ProbedPath, Progress: req.Progress, Exec: req.Exec,
 		}
+	}
+
+	// A driver whose init fails only with the storage options the user
+	// set (daemon.json, policy) stops the run: the option is the error to
+	// fix, never a reason to move to another driver.
+	checkUserOpts := func(ir *InitResult) error {
+		if ir == nil || ir.OK || ir.Skipped != "" {
+			return nil
+		}
+		user := userStorageOpts(d, ir.Driver, existing, pol, req.DockerVersion)
+		if len(user) == 0 {
+			return nil
+		}
+		base := proveReq([]string{ir.Driver}, false)
+		base.Mode = BenchOff
+		base.StorageOpts = map[string][]string{ir.Driver: graphprobeOpts(d, ir.Driver)}
+		p, err := Prove(ctx, base)
+		if err != nil {
+			return err
+		}
+		if again := p.Init(ir.Driver); again == nil || !again.OK {
+			return nil
+		}
+		var named []string
+		for _, u := range user {
+			named = append(named, u.opt+" ("+u.from+")")
+		}
+		return fmt.Errorf("storage option %s is refused here: %s (%s initialises without it; fix or remove the option: graphprobe does not switch drivers because of an option that was asked for)", strings.Join(named, ", "), ir.Error, ir.Driver)
 	}
 
 	switch {
@@ -222,6 +269,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			return res, err
 		}
 		for _, ir := range prove.Inits {
+			if err := checkUserOpts(&ir); err != nil {
+				return res, err
+			}
 			if !ir.OK && ir.Skipped == "" {
 				opts.Failed[ir.Driver] = ir.Error
 			}
@@ -248,6 +298,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			ir := p.Init(d.Driver)
 			if ir == nil || ir.OK || ir.Skipped != "" {
 				break
+			}
+			if err := checkUserOpts(ir); err != nil {
+				return res, err
 			}
 			opts.Failed[d.Driver] = ir.Error
 			if !ir.NotSupported {
@@ -308,10 +361,6 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return res, nil
 	}
 
-	var existing []string
-	if req.Config != nil {
-		existing = req.Config.StorageOpts
-	}
 	optsRes := daemonjson.StorageOpts(existing, d.StorageDriver, req.DockerVersion.String(), d.StorageOpts)
 	res.StorageOpts = optsRes.Opts
 	if res.StorageOpts == nil {
@@ -355,7 +404,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 				same = false
 			}
 		}
-		if same && req.Config != nil && !req.Config.HasStorageDriver && len(optsRes.Opts) == 0 {
+		if same && (req.Config == nil || !req.Config.HasStorageDriver) && len(optsRes.Opts) == 0 {
 			res.DaemonJSON.Changed = false
 			res.DaemonJSON.Diff = ""
 			res.Reason += fmt.Sprintf("; already set by %s, so daemon.json is left alone", where(flagConflicts[0]))
@@ -414,18 +463,49 @@ func mergeProve(a, b *ProveResult) *ProveResult {
 	return a
 }
 
-func storageOptsFor(d *Decision, names []string) map[string][]string {
+// storageOptsFor are the options each driver is initialised with: those
+// daemon.json would hold if it were chosen (the existing ones that belong
+// to it, the policy's, graphprobe's own), less override_kernel_check,
+// which is for old dockerd's version check where graphprobe's drivers
+// test.
+func storageOptsFor(d *Decision, names []string, existing []string, dv DockerVersion) map[string][]string {
 	out := map[string][]string{}
 	for _, n := range names {
 		if c := d.Candidate(n); c != nil {
-			// override_kernel_check is for old dockerd's version check;
-			// graphprobe's drivers test instead.
-			for _, o := range c.StorageOpts {
+			for _, o := range daemonjson.StorageOpts(existing, n, dv.String(), c.StorageOpts).Opts {
 				if !strings.Contains(o, "override_kernel_check") {
 					out[n] = append(out[n], o)
 				}
 			}
 		}
+	}
+	return out
+}
+
+// graphprobeOpts are the options graphprobe itself adds for a driver.
+func graphprobeOpts(d *Decision, name string) []string {
+	var out []string
+	if c := d.Candidate(name); c != nil {
+		for _, o := range c.OwnOpts {
+			if !strings.Contains(o, "override_kernel_check") {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+type userOpt struct{ opt, from string }
+
+// userStorageOpts are the options of a driver that the user set: in
+// daemon.json, or in the policy.
+func userStorageOpts(d *Decision, name string, existing []string, pol *policy.Policy, dv DockerVersion) []userOpt {
+	var out []userOpt
+	for _, o := range daemonjson.StorageOpts(existing, name, dv.String(), nil).Opts {
+		out = append(out, userOpt{o, "daemon.json"})
+	}
+	for _, o := range pol.StorageOpts[name] {
+		out = append(out, userOpt{o, "policy"})
 	}
 	return out
 }

@@ -47,7 +47,7 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 	// One lower: a container layer's upper over its image's root. The
 	// mounts take index=off, as overlay2's: with the index on, an upper
 	// dir is tied to the lower it was first mounted over.
-	host, err := ovl.CheckHost(Name, home, 1)
+	host, err := ovl.CheckHost(Name, home, 1, opts.WarnNoDType)
 	if err != nil {
 		return nil, err
 	}

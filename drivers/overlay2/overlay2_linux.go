@@ -36,13 +36,19 @@ type Driver struct {
 
 // Init checks that the host can run overlay2 in home and prepares the home.
 func Init(home string, opts drivers.Options) (drivers.Driver, error) {
-	if err := parseOptions(opts.StorageOpts); err != nil {
+	o, err := parseOptions(opts.StorageOpts)
+	if err != nil {
 		return nil, err
 	}
 	// Two lowers: overlay2 needs multiple lower layers.
-	host, err := ovl.CheckHost(Name, home, 2)
+	host, err := ovl.CheckHost(Name, home, 2, opts.WarnNoDType)
 	if err != nil {
 		return nil, err
+	}
+	if o.size != "" {
+		if err := ovl.CheckProjectQuota(Name, host.Dir, host.BackingFS); err != nil {
+			return nil, fmt.Errorf("%s: storage option overlay2.size=%s: %w", Name, o.size, err)
+		}
 	}
 	metacopy, err := ovl.UsingMetacopy(host.Dir, host.Options)
 	if err != nil {
@@ -65,26 +71,43 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 	return d, nil
 }
 
+// options are the storage options overlay2 was given.
+type options struct {
+	// size is overlay2.size: a per-container size limit.
+	size string
+}
+
 // parseOptions accepts the storage options dockerd accepts for overlay2.
-func parseOptions(opts []string) error {
-	for _, o := range opts {
-		k, v, ok := strings.Cut(o, "=")
+func parseOptions(opts []string) (options, error) {
+	var o options
+	for _, opt := range opts {
+		k, v, ok := strings.Cut(opt, "=")
 		if !ok {
-			return fmt.Errorf("%s: storage option %q: want key=value", Name, o)
+			return o, fmt.Errorf("%s: storage option %q: want key=value", Name, opt)
 		}
-		switch strings.ToLower(k) {
+		switch strings.ToLower(strings.TrimSpace(k)) {
 		case "overlay2.override_kernel_check":
 			// Ignored by dockerd since 19.03.7: the test mount decides.
 			if _, err := strconv.ParseBool(v); err != nil {
-				return fmt.Errorf("%s: storage option %s: %w", Name, o, err)
+				return o, fmt.Errorf("%s: storage option %s: %w", Name, opt, err)
 			}
 		case "overlay2.size":
-			return fmt.Errorf("%s: storage option %s: per-container size limits need xfs project quotas, which graphprobe does not set up", Name, o)
+			if _, err := drivers.ParseSize(v); err != nil {
+				return o, fmt.Errorf("%s: storage option %s: %w", Name, opt, err)
+			}
+			o.size = v
+		case "overlay2.mountopt":
+			// Extra options for every container mount (nodev, ...):
+			// accepted as dockerd accepts them; graphprobe's scratch
+			// layers are mounted without them.
+			if strings.TrimSpace(v) == "" {
+				return o, fmt.Errorf("%s: storage option %s: empty mount options", Name, opt)
+			}
 		default:
-			return fmt.Errorf("%s: unknown storage option %s", Name, k)
+			return o, fmt.Errorf("%s: unknown storage option %s", Name, k)
 		}
 	}
-	return nil
+	return o, nil
 }
 
 func (d *Driver) Name() string { return Name }

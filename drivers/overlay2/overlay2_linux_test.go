@@ -320,20 +320,25 @@ func TestRemoveRefusesMountedLayer(t *testing.T) {
 
 func TestStorageOptions(t *testing.T) {
 	testutil.RequiresRoot(t)
-	homes := dt.OnFS(t, testutil.Ext4, 0)
+	ext4 := dt.OnFS(t, testutil.Ext4, 0)
+	xfs := dt.OnFS(t, testutil.XFS, 0)
 	for _, tc := range []struct {
 		name    string
+		homes   func(testing.TB) string
 		opts    []string
 		wantErr string
 	}{
-		{"none", nil, ""},
-		{"override_kernel_check is ignored", []string{"overlay2.override_kernel_check=true"}, ""},
-		{"unknown option", []string{"overlay2.nope=1"}, "unknown storage option overlay2.nope"},
-		{"size needs quotas", []string{"overlay2.size=10G"}, "xfs project quotas"},
-		{"not key=value", []string{"overlay2.size"}, "want key=value"},
+		{"none", ext4, nil, ""},
+		{"override_kernel_check is ignored", ext4, []string{"overlay2.override_kernel_check=true"}, ""},
+		{"unknown option", ext4, []string{"overlay2.nope=1"}, "unknown storage option overlay2.nope"},
+		{"size needs xfs", ext4, []string{"overlay2.size=10G"}, "xfs project quotas, and"},
+		{"size needs pquota", xfs, []string{"overlay2.size=10G"}, "mounted without project quotas"},
+		{"bad size", xfs, []string{"overlay2.size=ten"}, "want a number"},
+		{"mountopt", ext4, []string{"overlay2.mountopt=nodev"}, ""},
+		{"not key=value", ext4, []string{"overlay2.size"}, "want key=value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Init(homes(t), drivers.Options{StorageOpts: tc.opts})
+			d, err := Init(tc.homes(t), drivers.Options{StorageOpts: tc.opts})
 			if err == nil {
 				d.Cleanup()
 			}

@@ -51,6 +51,10 @@ _graphprobe() {
 		mapfile -t COMPREPLY < <(compgen -W "priority fastest" -- "$cur")
 		return 0
 		;;
+	--image-store)
+		mapfile -t COMPREPLY < <(compgen -W "graphdriver containerd default" -- "$cur")
+		return 0
+		;;
 	--driver)
 		mapfile -t COMPREPLY < <(compgen -W "$drivers $snapshotters" -- "$cur")
 		return 0
@@ -77,7 +81,7 @@ _graphprobe() {
 	local flags
 	case $cmd in
 	probe) flags="$common --load-modules" ;;
-	select) flags="$common --dry-run --driver --policy --bench --strategy --force --no-load-modules --lock-file --lock-timeout --state-dir --benchstat" ;;
+	select) flags="$common --dry-run --driver --policy --bench --strategy --image-store --force --no-load-modules --lock-file --lock-timeout --state-dir --benchstat" ;;
 	bench) flags="$common --bench --policy --no-load-modules --benchstat" ;;
 	drivers | version) flags="--format" ;;
 	capture) flags="--data-root --config --format" ;;

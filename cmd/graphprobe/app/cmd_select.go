@@ -39,6 +39,12 @@ Flags:
                             Docker's order (default), or the fastest eligible
                             driver when it beats the first by more than the
                             measured spread
+  --image-store graphdriver|containerd|default
+                            the image store on Docker 24+ (default: as the
+                            release and the policy decide; the flag wins over
+                            the policy); --driver means what is typed:
+                            overlay2 is graph-driver mode, overlayfs the
+                            containerd store
   --force                   allow switching away from a driver that holds
                             images (nothing is deleted; they are hidden)
   --no-load-modules         never modprobe a driver's module (dockerd would);
@@ -108,6 +114,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	}
 	bench := newEnum(fs.FlagSet, "bench", benchDefault, "", "quick", "full", "off")
 	strategy := newEnum(fs.FlagSet, "strategy", "", "", "priority", "fastest")
+	imageStore := newEnum(fs.FlagSet, "image-store", "", "", "graphdriver", "containerd", "default")
 	fs.StringVar(&policyPath, "policy", "", "")
 	fs.BoolVar(&noLoad, "no-load-modules", false, "")
 	fs.StringVar(&benchstat, "benchstat", "", "")
@@ -140,6 +147,17 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	}
 	if driver != "" && !contains(knownDrivers(), selector.GraphDriverFor(driver)) {
 		return usageErrorf("select: --driver %q: unknown driver (known: %s)", driver, strings.Join(knownDrivers(), ", "))
+	}
+	if driver != "" {
+		snapshotter := selector.GraphDriverFor(driver) != driver
+		switch {
+		case *imageStore == selector.StoreContainerd && !snapshotter && selector.Snapshotter(driver) != "":
+			return usageErrorf("select: --driver %s is a graph driver; with --image-store containerd name its snapshotter: --driver %s", driver, selector.Snapshotter(driver))
+		case *imageStore == selector.StoreContainerd && !snapshotter:
+			return usageErrorf("select: --driver %s has no containerd snapshotter; drop --image-store containerd", driver)
+		case *imageStore == selector.StoreGraphDriver && snapshotter:
+			return usageErrorf("select: --driver %s is a containerd snapshotter; with --image-store graphdriver use --driver %s", driver, selector.GraphDriverFor(driver))
+		}
 	}
 	var dv selector.DockerVersion
 	if c.dockerVersion != "" {
@@ -198,7 +216,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	started := time.Now()
 	var proof *proofRun
 	if live && !benchOnly {
-		proof = newProofRun(stateDir, cfgFile, dataRoot, fullProofFlag(fs, force), proofInputs(c, driver, policyPath, *strategy, noLoad))
+		proof = newProofRun(stateDir, cfgFile, dataRoot, fullProofFlag(fs, force), proofInputs(c, driver, policyPath, *strategy, *imageStore, noLoad))
 	}
 	var progress io.Writer
 	if f, ok := e.stderr.(*os.File); ok && isTerminal(f) && *bench != "off" {
@@ -226,7 +244,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 			DockerVersion: dv, DockerVersionSource: source, Policy: pol,
 			Driver: driver, Force: force, DryRun: dryRun || proof.reusing(), Bench: *bench, Strategy: *strategy,
 			LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
-			Progress: progress, Exec: probe.RunCommand, Proven: proof.reusing(),
+			Progress: progress, Exec: probe.RunCommand, Proven: proof.reusing(), ImageStore: *imageStore,
 		})
 	}
 	var res *selector.Result

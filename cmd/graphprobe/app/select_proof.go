@@ -213,8 +213,11 @@ func fullProofFlag(fs *flagSet, force bool) string {
 
 // proofInputs are the flags that shape a decision; the daemon.json part
 // is filled in from the file.
-func proofInputs(c *commonFlags, driver, policyPath, strategy string, noLoad bool) state.Inputs {
+func proofInputs(c *commonFlags, driver, policyPath, strategy, imageStore string, noLoad bool) state.Inputs {
 	in := state.Inputs{DockerVersion: c.dockerVersion, Driver: driver, Strategy: strategy, NoLoadModules: noLoad}
+	if imageStore != "" {
+		in.Extra = append(in.Extra, "image-store="+imageStore)
+	}
 	in.Policy, in.PolicySHA256 = policyInput(policyPath)
 	return in
 }

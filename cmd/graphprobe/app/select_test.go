@@ -257,3 +257,118 @@ func TestMatrixExpected(t *testing.T) {
 		t.Errorf("mismatch: exit %d\n%s", code, out)
 	}
 }
+
+// TestSelectFlagAlreadySet: a storage flag on dockerd's command line that
+// already names the driver graphprobe decides leaves daemon.json alone,
+// whether or not there is a daemon.json, and wherever the flag is set.
+func TestSelectFlagAlreadySet(t *testing.T) {
+	const unitOpts = "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/bin/dockerd -H fd:// $DOCKER_OPTS\n"
+	for _, tc := range []struct {
+		name   string
+		unit   string
+		deflt  string
+		config string // "" for no daemon.json
+	}{
+		{name: "unit flag, no daemon.json", unit: "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// -s overlay2\n"},
+		{name: "unit flag, empty daemon.json", unit: "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// -s overlay2\n", config: "{}"},
+		{name: "DOCKER_OPTS, no daemon.json", unit: unitOpts, deflt: "DOCKER_OPTS=\"-s overlay2\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := copyHost(t, "debian-12")
+			unit := filepath.Join(host, "lib/systemd/system/docker.service")
+			os.MkdirAll(filepath.Dir(unit), 0o755)
+			os.WriteFile(unit, []byte(tc.unit), 0o644)
+			if tc.deflt != "" {
+				os.MkdirAll(filepath.Join(host, "etc/default"), 0o755)
+				os.WriteFile(filepath.Join(host, "etc/default/docker"), []byte(tc.deflt), 0o644)
+			}
+			cfg := filepath.Join(t.TempDir(), "daemon.json")
+			if tc.config != "" {
+				os.WriteFile(cfg, []byte(tc.config), 0o644)
+			}
+			doc, _, errOut, code := selectJSON(t, "--root-prefix", host, "--config", cfg, "--docker-version", "20.10.24", "--state-dir", t.TempDir())
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (the flag already sets overlay2): %s", code, errOut)
+			}
+			if doc.Driver != "overlay2" || doc.DaemonJSON == nil || doc.DaemonJSON.Changed || doc.DaemonJSON.Written {
+				t.Errorf("driver %q, daemonJSON %+v: want overlay2, unchanged", doc.Driver, doc.DaemonJSON)
+			}
+			if tc.config == "" {
+				if _, err := os.Stat(cfg); err == nil {
+					t.Error("daemon.json created although the flag sets the driver")
+				}
+			}
+		})
+	}
+}
+
+// TestSelectNewerRelease: a release newer than any graphprobe knows is
+// decided by the newest rules, and the result says so.
+func TestSelectNewerRelease(t *testing.T) {
+	host := copyHost(t, "debian-12")
+	cfg := filepath.Join(t.TempDir(), "daemon.json")
+	out, errOut, code := runCLI(t, "select", "--format", "json", "--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "30.0.0", "--state-dir", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc struct{ Warnings []string }
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range doc.Warnings {
+		if strings.Contains(w, "Docker 30.0.0 is newer than any release graphprobe knows") && strings.Contains(w, "rules of Docker 29") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("warnings %q do not say that 30.0.0 is unknown and which rules apply", doc.Warnings)
+	}
+	text, _, _ := runCLI(t, "select", "--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "30.0.0", "--state-dir", t.TempDir())
+	if !strings.Contains(text, "newer than any release graphprobe knows") {
+		t.Errorf("text output does not warn:\n%s", text)
+	}
+	// Known releases get no such warning.
+	out, _, _ = runCLI(t, "select", "--format", "json", "--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "29.0.0", "--state-dir", t.TempDir())
+	if strings.Contains(out, "newer than any release") {
+		t.Errorf("29.0.0 is warned about as unknown")
+	}
+}
+
+// TestSelectImageStore: --image-store chooses the Docker 29 image store and
+// wins over the policy; --driver writes what the user typed.
+func TestSelectImageStore(t *testing.T) {
+	host := copyHost(t, "debian-12")
+	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policyPath, []byte("imageStore: containerd\n"), 0o644)
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		code         int
+		driver, want string
+	}{
+		{name: "default", args: nil, driver: "overlayfs", want: "containerd"},
+		{name: "graphdriver", args: []string{"--image-store", "graphdriver"}, driver: "overlay2", want: "graphdriver"},
+		{name: "flag wins over policy", args: []string{"--policy", policyPath, "--image-store", "graphdriver"}, driver: "overlay2", want: "graphdriver"},
+		{name: "default over policy", args: []string{"--policy", policyPath, "--image-store", "default"}, driver: "overlayfs", want: "containerd"},
+		{name: "--driver overlay2 is the graph driver", args: []string{"--driver", "overlay2"}, driver: "overlay2", want: "graphdriver"},
+		{name: "--driver overlayfs is the snapshotter", args: []string{"--driver", "overlayfs"}, driver: "overlayfs", want: "containerd"},
+		{name: "--driver overlay2 with the containerd store", args: []string{"--driver", "overlay2", "--image-store", "containerd"}, code: 2},
+		{name: "bad value", args: []string{"--image-store", "snapshotter"}, code: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "daemon.json")
+			args := append([]string{"--dry-run", "--root-prefix", host, "--config", cfg, "--docker-version", "29.0.0", "--state-dir", t.TempDir()}, tc.args...)
+			doc, _, errOut, code := selectJSON(t, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			if code != 0 {
+				return
+			}
+			if doc.Driver != tc.driver || doc.ImageStore != tc.want {
+				t.Errorf("driver %q store %q, want %q %q", doc.Driver, doc.ImageStore, tc.driver, tc.want)
+			}
+		})
+	}
+}

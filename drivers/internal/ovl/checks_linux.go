@@ -36,7 +36,7 @@ type Host struct {
 // CheckHost runs Docker's init checks of a kernel overlay driver for home,
 // in Docker's order: overlay in /proc/filesystems, a backing filesystem
 // the driver accepts, d_type, and a test mount with n lowers.
-func CheckHost(driver, home string, n int) (Host, error) {
+func CheckHost(driver, home string, n int, warnNoDType bool) (Host, error) {
 	h := Host{Dir: TestDir(home)}
 	if err := HaveOverlay(driver); err != nil {
 		return h, err
@@ -45,7 +45,7 @@ func CheckHost(driver, home string, n int) (Host, error) {
 	if h.BackingFS, err = BackingFS(driver, h.Dir); err != nil {
 		return h, err
 	}
-	if err := CheckDType(driver, h.Dir, h.BackingFS); err != nil {
+	if err := CheckDType(driver, h.Dir, h.BackingFS); err != nil && !(warnNoDType && errors.Is(err, drivers.ErrNotSupported)) {
 		return h, err
 	}
 	h.Options = IndexOff()
