@@ -17,7 +17,7 @@ echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"
 
 # ONLY_COMMANDS=1 skips the Go benchmarks and times the commands only.
 if [ -z "${ONLY_COMMANDS:-}" ]; then
-  $GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/
+  $GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/ ./selector/state/
 fi
 
 cfg="$tmp/daemon.json"
