@@ -131,6 +131,22 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 			return nil, err
 		}
 	}
+	// overlay's load-time options decide native diff before the module is
+	// loaded; only those are kept (a command line can hold other secrets).
+	if err := copyFile("/proc/cmdline", func(b []byte) []byte { return keepOverlayWords(string(b)) }); err != nil {
+		return nil, err
+	}
+	for _, dir := range modprobeDirs {
+		entries, _ := h.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".conf") {
+				continue
+			}
+			if err := copyFile(dir+"/"+e.Name(), keepOverlayOptions); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if data, err := readMountinfo(); err == nil {
 		if err := put("proc/self/mountinfo", data, 0o644); err != nil {
 			return nil, err

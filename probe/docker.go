@@ -142,5 +142,9 @@ func (p *prober) loadModules() {
 		cfg := p.mods.config
 		p.readModules()
 		p.mods.config = cfg
+		// The parameters appear with the module: read them again, or the
+		// report has none and the test mounts omit index=off, which
+		// Docker and containerd pass when the parameter exists.
+		p.readOverlayParams()
 	}
 }

@@ -325,6 +325,13 @@ func (p *prober) inferNativeDiff(f *Fact) {
 	}
 	var why []string
 	unknown := false
+	// Before overlay is loaded its defaults come from the kernel config,
+	// unless modprobe.d or the command line set them (graphprobe's own
+	// hint tells users to do exactly that).
+	var load map[string]paramSource
+	if len(p.params) == 0 {
+		load = p.overlayLoadParams()
+	}
 	for _, d := range []struct{ param, config string }{
 		{"redirect_dir", "CONFIG_OVERLAY_FS_REDIRECT_DIR"},
 		{"metacopy", "CONFIG_OVERLAY_FS_METACOPY"},
@@ -334,6 +341,14 @@ func (p *prober) inferNativeDiff(f *Fact) {
 				why = append(why, d.param+"=Y by default (module parameter)")
 			}
 			continue
+		}
+		if ps, ok := load[d.param]; ok {
+			if on := paramValueOn(ps.value); on != nil {
+				if *on {
+					why = append(why, fmt.Sprintf("%s=%s from %s", d.param, ps.value, ps.source))
+				}
+				continue
+			}
 		}
 		switch p.mods.config.Tristate(d.config) {
 		case "y":

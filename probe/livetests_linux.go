@@ -31,6 +31,17 @@ func (e *liveEnv) indexOff() []string {
 	return nil
 }
 
+// liveEnv reads the overlay parameters as they are when the tests run
+// (after --load-modules has loaded overlay).
+func (p *prober) liveEnv() *liveEnv {
+	_, index := p.params["index"]
+	env := &liveEnv{indexParam: index}
+	if on := p.paramOn("metacopy"); on != nil && *on {
+		env.metacopyParam = true
+	}
+	return env
+}
+
 func (e *liveEnv) metacopyInUse() error {
 	if e.metacopyParam {
 		return notSupported(FactNativeDiff, "", "metacopy is on by default (overlay parameter metacopy=Y), so Docker uses the naive diff")
@@ -119,10 +130,7 @@ func (p *prober) runLiveTests() *liveResults {
 		return lr
 	}
 
-	env := &liveEnv{indexParam: p.params["index"] != ""}
-	if on := p.paramOn("metacopy"); on != nil && *on {
-		env.metacopyParam = true
-	}
+	env := p.liveEnv()
 	lr.results = map[string]error{}
 	// A place for private tmpfs mounts: the scratch dir, or one in the
 	// temporary directory when the data-root is not writable.

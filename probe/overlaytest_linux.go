@@ -244,11 +244,18 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
+		if err := os.WriteFile(filepath.Join(f.lowers[0], "f"), nil, 0o644); err != nil {
+			return err
+		}
 		if err := f.mount(append(env.indexOff(), "userxattr")...); err != nil {
 			return classifyMount(FactUserxattr, "5.11", err)
 		}
-		f.unmount()
-		return nil
+		defer f.unmount()
+		// The mount succeeds even when the upper filesystem takes no
+		// user.* xattrs (tmpfs before 6.6): the kernel only logs "failed
+		// to set xattr on upper". Check the feature itself: a user.*
+		// xattr set through the mount (a copy-up) must reach the upper.
+		return checkUserxattrUpper(f)
 	},
 	// lowerdir+ through fsconfig(2): one lower per call, so a deep stack
 	// has no page-size limit on its mount data.
@@ -277,4 +284,20 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		}
 		return nil
 	},
+}
+
+// checkUserxattrUpper sets a user.* xattr on a lower file through the
+// mount: overlay copies the file up and must store the xattr on the upper,
+// where userxattr keeps overlay's own metadata too.
+func checkUserxattrUpper(f *overlayFixture) error {
+	const why = "the upper filesystem does not store user.* xattrs (tmpfs has them from kernel 6.6)"
+	if err := unix.Setxattr(filepath.Join(f.merged, "f"), "user.graphprobe", []byte("y"), 0); err != nil {
+		return notSupported(FactUserxattr, "5.11", "%s: setting user.graphprobe through the mount failed: %v", why, err)
+	}
+	buf := make([]byte, 8)
+	n, err := unix.Getxattr(filepath.Join(f.upper, "f"), "user.graphprobe", buf)
+	if err != nil || string(buf[:n]) != "y" {
+		return notSupported(FactUserxattr, "5.11", "%s: the copied-up file has no user.graphprobe on the upper (%v)", why, err)
+	}
+	return nil
 }

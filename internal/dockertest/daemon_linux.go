@@ -121,6 +121,17 @@ func Start(t testing.TB, opts Options) *Daemon {
 	return d
 }
 
+// TryStart starts dockerd and returns either the running daemon or, when
+// dockerd exited instead of answering, how it refused.
+func TryStart(t testing.TB, opts Options) (*Daemon, *Refusal) {
+	t.Helper()
+	d, ref := start(t, opts)
+	if ref != nil {
+		return nil, ref
+	}
+	return d, nil
+}
+
 // StartExpectFailure starts dockerd with a setup it is expected to refuse
 // and returns how it refused. It fails the test when dockerd starts.
 func StartExpectFailure(t testing.TB, opts Options) *Refusal {

@@ -188,6 +188,11 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
 		dataRoot = doc.DataRoot
 	}
+	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}
+	flags, err := scanDockerd(c.rootPrefix, &popts)
+	if err != nil {
+		return withCode(ExitRuntime, err)
+	}
 	// A rerun that finds what an earlier run proved unchanged decides on
 	// its record, without initialising or benchmarking (selector/state).
 	started := time.Now()
@@ -203,7 +208,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		r := proof.report(started)
 		if r == nil {
 			var err error
-			if r, err = probe.Run(ctx, probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}); err != nil {
+			if r, err = probe.Run(ctx, popts); err != nil {
 				return nil, err
 			}
 		}
@@ -217,7 +222,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 			}
 		}
 		return selector.Run(ctx, selector.Request{
-			Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc,
+			Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc, Flags: flags,
 			DockerVersion: dv, DockerVersionSource: source, Policy: pol,
 			Driver: driver, Force: force, DryRun: dryRun || proof.reusing(), Bench: *bench, Strategy: *strategy,
 			LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
