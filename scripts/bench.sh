@@ -17,7 +17,7 @@ echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"
 
 # ONLY_COMMANDS=1 skips the Go benchmarks and times the commands only.
 if [ -z "${ONLY_COMMANDS:-}" ]; then
-  $GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/
+  $GO test -run '^$' -bench . -benchmem -count "${COUNT:-5}" ./probe/ ./drivers/... ./selector/ ./selector/state/
 fi
 
 cfg="$tmp/daemon.json"
@@ -36,8 +36,18 @@ if [ "$(id -u)" -eq 0 ]; then
   run="$tmp/rerun"
   mkdir -p "$run"
   set -- select --format json --config "$run/daemon.json" --lock-file "$lock" --state-dir "$run/state" --data-root "$run/docker"
-  # shellcheck disable=SC2016 # expanded by the inner shell
-  "$tmp/benchcmd" -n 5 -name select-first-run-quick -- sh -c 'rm -rf "$1/state" "$1"/daemon.json* && shift && exec "$@"' sh "$run" $BIN "$@"
+  # BASELINE=<an older graphprobe binary> times its first run too, in
+  # turns with this one's: "no slower than before" is then a ratio of one run.
+  for turn in 1 2; do
+    if [ -n "${BASELINE:-}" ]; then
+      mkdir -p "$tmp/baseline"
+      # shellcheck disable=SC2016 # expanded by the inner shell
+      "$tmp/benchcmd" -n 5 -name "select-first-run-quick-baseline-$turn" -- sh -c 'rm -rf "$1"/daemon.json* && exec "$2" select --format json --config "$1/daemon.json" --lock-file "$3" --data-root "$1/docker"' sh "$tmp/baseline" "$BASELINE" "$lock"
+    fi
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    "$tmp/benchcmd" -n 5 -name "select-first-run-quick-$turn" -- sh -c 'rm -rf "$1/state" "$1"/daemon.json* && shift && exec "$@"' sh "$run" $BIN "$@"
+    [ -n "${BASELINE:-}" ] || break
+  done
   "$tmp/benchcmd" -n "$N" -name select-rerun-unchanged -- $BIN "$@" | tee "$tmp/rerun.txt"
   $BIN "$@" | grep -q '"reused": true' || { echo "bench: the rerun did not reuse the record" >&2; exit 1; }
   # The whole suite once, with the 64 MiB copy-up: its peak memory.

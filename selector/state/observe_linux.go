@@ -204,17 +204,7 @@ func observeDataRoot(o *Observation, dataRoot string) error {
 	}
 	o.DataRoot.UUID = uuidOf(dev)
 
-	for _, d := range probe.PriorDriverNames {
-		f, err := os.Open(path.Join(dr, d))
-		if err != nil {
-			continue
-		}
-		names, _ := f.Readdirnames(1)
-		f.Close()
-		if len(names) > 0 {
-			o.Prior = append(o.Prior, d)
-		}
-	}
+	o.Prior = probe.PriorDrivers(dr)
 	return nil
 }
 

@@ -149,6 +149,11 @@ func TestObserve(t *testing.T) {
 	if !c.Exists || len(c.Prior) != 1 || c.Prior[0] != "overlay2" {
 		t.Fatalf("prior state not observed: exists %v prior %v", c.Exists, c.Prior)
 	}
+	// vfs data counts as the full probe counts it (layers in vfs/dir).
+	os.MkdirAll(filepath.Join(dr, "vfs", "dir", "abc"), 0o755)
+	if c, _ := Observe(ObserveOptions{DataRoot: dr}); len(c.Prior) != 2 || c.Prior[1] != "vfs" {
+		t.Fatalf("vfs data not observed as prior state: %v", c.Prior)
+	}
 
 	// A dockerd on PATH replaced by another build.
 	bin := t.TempDir()

@@ -191,7 +191,8 @@ func renderProofText(w io.Writer, s *style, p *proofRun) {
 	case st.Error != "":
 		fmt.Fprintf(w, "  proved in full (%s); %s %s\n", st.Reason, s.yellow("not recorded:"), st.Error)
 	default:
-		fmt.Fprintf(w, "  proved in full (%s); nothing recorded\n", st.Reason)
+		// A dry run, a refusal, no driver, or a driver not initialised.
+		fmt.Fprintf(w, "  full run (%s); nothing recorded\n", st.Reason)
 	}
 }
 
