@@ -324,6 +324,9 @@ func weightKey(name string) string {
 		return ""
 	case strings.HasPrefix(name, "open/"):
 		return "stat"
+	case strings.HasPrefix(name, "start/"):
+		// A container's first start: its layer's create and mount.
+		return "mount"
 	}
 	k, _, _ := strings.Cut(name, "/")
 	return k
