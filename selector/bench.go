@@ -702,6 +702,11 @@ func freeSpace(dir string) (bytes, inodes uint64, err error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
+	if st.Files == 0 {
+		// btrfs allocates inodes as it needs them and reports 0 of 0:
+		// no limit, not none left.
+		return st.Bavail * uint64(st.Bsize), math.MaxUint64, nil
+	}
 	return st.Bavail * uint64(st.Bsize), st.Ffree, nil
 }
 
