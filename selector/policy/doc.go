@@ -17,13 +17,13 @@
 //	imageStore: graphdriver     # graphdriver | containerd | default (Docker 29+ decides)
 //	benchmark:                  # sizes of select's benchmark suite
 //	  budget: 45s               # wall-clock limit for all benchmarks (1s to 1h)
-//	  chainLengths: [1, 8, 32]  # layers created in a chain (1 to 128)
-//	  mountDepths: [1, 20, 128] # lower layers for mount+unmount (1 to 128)
+//	  chainLengths: [1, 8, 32]  # layers created in a chain on the image (1 to 128)
+//	  mountDepths: [1, 20, 128] # image depths a new container starts on: create + mount (1 to 128)
 //	  copyUpSizes: [4KiB, 1MiB, 64MiB]  # first-write file sizes (1 B to 1 GiB; B, KiB, MiB, GiB)
 //	  smallFiles: 2000          # files created and deleted (1 to 1000000)
 //	  statDepths: [1, 20]       # layers stat and open look through (1 to 128)
 //	  readdirSize: 1000         # entries merged across layers (1 to 1000000)
-//	  imageFiles: 1000          # files of the image for inodes/bytes per layer (1 to 1000000)
+//	  imageFiles: 1000          # files of the image the layer items build on (1 to 1000000)
 //	  samples: 5                # measured samples per item (1 to 100)
 //	weights:                    # for strategy fastest; a benchmark left out weighs 0
 //	  create: 1

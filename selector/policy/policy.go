@@ -50,8 +50,9 @@ const (
 )
 
 // Benchmarks are the names weights may use: the groups of select's
-// benchmark suite (layer chain create, mount, copy-up, small files,
-// stat/open through layers, readdir, inodes and bytes per layer).
+// benchmark suite (layers created on the image, a container's first start
+// (create and mount), copy-up, small files, stat/open through layers,
+// readdir, inodes and bytes per layer).
 var Benchmarks = []string{"create", "mount", "copyup", "smallfiles", "stat", "readdir", "inodes", "bytes"}
 
 // Policy is a parsed policy file. A zero field was not set.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,5 +116,82 @@ func TestSelectFastest(t *testing.T) {
 	}
 	if doc.Driver == "" || !strings.Contains(full.Reason, "fastest") {
 		t.Errorf("driver %q, reason %q", doc.Driver, full.Reason)
+	}
+}
+
+// TestSelectFastestChargesContainers: on plain ext4, vfs looked fastest
+// when layers were timed empty, since it does its copying when a layer is
+// created. Charged for a container on a real image (its layer made on the
+// image, its first start, its copy-ups, its inodes and bytes), vfs must
+// not win, and the report must show what each driver was charged.
+func TestSelectFastestChargesContainers(t *testing.T) {
+	testutil.RequiresRoot(t)
+	fs := testutil.NewFS(t, testutil.Ext4, 512)
+	_, out, errOut, code := selectJSON(t, "--strategy", "fastest", "--dry-run", "--docker-version", "24.0.7",
+		"--data-root", filepath.Join(fs.Dir, "docker"), "--config", filepath.Join(t.TempDir(), "daemon.json"),
+		"--lock-file", filepath.Join(t.TempDir(), "lock"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc struct {
+		Driver     string
+		Reason     string
+		Candidates []struct {
+			Driver    string
+			Benchmark *struct {
+				Results []struct {
+					Name   string
+					Median float64
+				}
+				Score float64
+				Error string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Driver == "vfs" || doc.Driver == "" {
+		t.Errorf("fastest chose %q: %s", doc.Driver, doc.Reason)
+	}
+	// The layer items name the image they build on: image=N files.
+	imageRE := regexp.MustCompile(`/image=([0-9]+)$`)
+	imageFiles := 0
+	charged := map[string]map[string]float64{} // driver -> charge -> median
+	for _, c := range doc.Candidates {
+		if c.Benchmark == nil {
+			continue
+		}
+		if c.Benchmark.Error != "" {
+			t.Errorf("%s: %s", c.Driver, c.Benchmark.Error)
+		}
+		m := map[string]float64{}
+		for _, r := range c.Benchmark.Results {
+			kind, _, _ := strings.Cut(r.Name, "/")
+			onImage := imageRE.FindStringSubmatch(r.Name)
+			if onImage != nil {
+				imageFiles, _ = strconv.Atoi(onImage[1])
+			}
+			switch {
+			case onImage != nil && (kind == "create" || kind == "start"), kind == "copyup":
+				m[kind] += r.Median
+			case onImage != nil && strings.HasPrefix(r.Name, kind+"/container-layer/") && (kind == "inodes" || kind == "bytes"):
+				m[kind] = r.Median
+			}
+		}
+		charged[c.Driver] = m
+		t.Logf("%s: score %.2f, charged %v", c.Driver, c.Benchmark.Score, m)
+	}
+	for _, d := range []string{"overlay2", "vfs"} {
+		for _, kind := range []string{"create", "start", "copyup", "inodes", "bytes"} {
+			if _, ok := charged[d][kind]; !ok {
+				t.Errorf("%s: no %s figure on the image in the report", d, kind)
+			}
+		}
+	}
+	// vfs copies the image into every layer: its inode figure is
+	// deterministic, unlike the times.
+	if in := charged["vfs"]["inodes"]; imageFiles == 0 || in < float64(imageFiles) {
+		t.Errorf("vfs charged %v inodes per container layer on a %d-file image, want at least the image's files", in, imageFiles)
 	}
 }
