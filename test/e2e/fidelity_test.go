@@ -41,6 +41,13 @@ type fidelityCase struct {
 	prior string
 	// priorConfig is daemon.json for that first run (features).
 	priorConfig map[string]any
+	// prior2 is a second driver run the same way: two drivers' data.
+	prior2 string
+	// priorDir is a driver directory made by hand, as a driver that can
+	// no longer run leaves it (btrfs data on a data-root now on ext4).
+	priorDir string
+	// ownFails: dockerd itself refuses to start on that data-root.
+	ownFails bool
 	// releases limits the scenario to these release lines (nil: all).
 	releases []string
 	// refuse: every release must exit 4, since the release's own choice
@@ -87,6 +94,8 @@ var fidelityCases = func() []fidelityCase {
 		fidelityCase{name: "ext4/prior-fuse-overlayfs", kind: testutil.Ext4, prior: "fuse-overlayfs"},
 		fidelityCase{name: "btrfs/prior-btrfs", kind: testutil.Btrfs, prior: "btrfs"},
 		fidelityCase{name: "ext4/prior-vfs", kind: testutil.Ext4, prior: "vfs", refuse: true},
+		fidelityCase{name: "ext4/prior-overlay2+fuse-overlayfs", kind: testutil.Ext4, prior: "overlay2", prior2: "fuse-overlayfs", refuse: true, ownFails: true},
+		fidelityCase{name: "ext4/prior-btrfs-on-ext4", kind: testutil.Ext4, priorDir: "btrfs/subvolumes/0123456789abcdef", refuse: true, ownFails: true},
 		fidelityCase{name: "ext4/prior-containerd-store", kind: testutil.Ext4, prior: "-", releases: []string{"29.7"}},
 		fidelityCase{name: "ext4/snapshotter", kind: testutil.Ext4, config: snapshotterOn, releases: since26},
 		fidelityCase{name: "ext4/snapshotter+overlayfs", kind: testutil.Ext4, config: withDriver(snapshotterOn, "overlayfs"), releases: since26},
@@ -158,10 +167,13 @@ func runFidelity(t *testing.T, tc fidelityCase, c *dockertest.Cache, bin, tarbal
 	defer func() { recordCell(tc.name, c.Release.Name, cell) }()
 
 	// Prior data, made by this release's dockerd.
-	if tc.prior != "" {
+	for _, prior := range []string{tc.prior, tc.prior2} {
+		if prior == "" {
+			continue
+		}
 		opts := dockertest.Options{Cache: c, DataRoot: dataRoot, Path: path}
-		if tc.prior != "-" {
-			opts.StorageDriver = tc.prior
+		if prior != "-" {
+			opts.StorageDriver = prior
 		}
 		if tc.priorConfig != nil {
 			opts.ConfigFile = writeConfigAt(t, filepath.Join(dir, "prior.json"), tc.priorConfig)
@@ -171,12 +183,18 @@ func runFidelity(t *testing.T, tc fidelityCase, c *dockertest.Cache, bin, tarbal
 		d.CreateContainer(t, "graphprobe/e2e:prior", "/opt/tool/bin/run")
 		d.Stop(t)
 	}
+	if tc.priorDir != "" {
+		if err := os.MkdirAll(filepath.Join(dataRoot, tc.priorDir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasPrior := tc.prior != "" || tc.priorDir != ""
 
 	// dockerd's own choice on a data-root of its own (prior-data cases:
 	// the data decides): the operator's config as it is, and where that
 	// fails, without its storage-driver, which graphprobe then replaces.
 	var own ownChoice
-	if tc.prior == "" {
+	if !hasPrior {
 		own = tryDockerd(t, c, filepath.Join(dir, "own"), writeConfigAt(t, filepath.Join(dir, "own.json"), tc.config), path, tarball)
 		if _, set := tc.config["storage-driver"]; set && !own.works() {
 			cfg := map[string]any{}
@@ -232,6 +250,17 @@ func runFidelity(t *testing.T, tc fidelityCase, c *dockertest.Cache, bin, tarbal
 		if code != 4 {
 			t.Errorf("select: exit %d with driver %s; want exit 4: the data under %s would vanish from docker images", code, res.Driver, dataRoot)
 		}
+		if tc.ownFails {
+			// dockerd agrees that it cannot go on: it refuses to start.
+			if d, ref := dockertest.TryStart(t, dockertest.Options{Cache: c, DataRoot: dataRoot, Path: path}); ref == nil {
+				info, _ := d.InfoErr()
+				d.Stop(t)
+				t.Errorf("dockerd %s started (driver %s) on the data-root graphprobe refused", c.Release.Name, info.Driver)
+			} else {
+				cell.own = "fails to start: " + firstLine(ref.Reason)
+				t.Logf("dockerd %s refuses too: %s", c.Release.Name, firstLine(ref.Reason))
+			}
+		}
 	}
 	if code != 0 {
 		if got := mustRead(t, cfgPath); got != before {
@@ -269,7 +298,7 @@ func runFidelity(t *testing.T, tc fidelityCase, c *dockertest.Cache, bin, tarbal
 
 	// Agreement with dockerd's own choice.
 	cell.agree = true
-	if tc.prior == "" && (own.driver != info.Driver || own.store != store) {
+	if !hasPrior && (own.driver != info.Driver || own.store != store) {
 		if own.works() {
 			cell.agree = false
 			t.Errorf("graphprobe chose %s (%s), dockerd's own choice %s works", info.Driver, store, own)
