@@ -134,7 +134,7 @@ func readRegular(dirfd int, name, label string) ([]byte, *unix.Stat_t, error) {
 		return nil, nil, fmt.Errorf("read %s: %w", label, err)
 	}
 	if len(data) > MaxSize {
-		return nil, nil, fmt.Errorf("read %s: file grew over %s while being read; a daemon.json over %s is refused", label, humanSize(MaxSize), humanSize(MaxSize))
+		return nil, nil, fmt.Errorf("read %s: file grew while being read: %s", label, tooBig("more than "+humanSize(MaxSize)))
 	}
 	return data, &st, nil
 }
@@ -145,7 +145,7 @@ func checkRegular(st *unix.Stat_t, label string) error {
 		return fmt.Errorf("open %s: %s, not a regular file: replace it with a JSON file", label, probe.FileKind(m))
 	}
 	if st.Size > MaxSize {
-		return fmt.Errorf("open %s: file is %s; a daemon.json over %s is refused", label, humanSize(st.Size), humanSize(MaxSize))
+		return fmt.Errorf("open %s: %s", label, tooBig(humanSize(st.Size)))
 	}
 	return nil
 }
