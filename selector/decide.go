@@ -199,6 +199,7 @@ func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
 	d.choose(r, opts, prior)
 	if d.Driver != "" {
 		d.finish(r, opts, prior)
+		d.explainRewrite(opts)
 	}
 	return d
 }
@@ -265,7 +266,7 @@ func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) 
 		switch {
 		case c != nil && c.Eligible:
 			d.Driver = name
-			d.Reason = fmt.Sprintf("storage-driver %q is already configured and usable here", cfg)
+			d.Reason = keptReason(cfg)
 			return
 		case prior[name] && !opts.Force:
 			why := "it is unknown"
