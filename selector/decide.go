@@ -199,8 +199,8 @@ func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
 	d.choose(r, opts, prior)
 	if d.Driver != "" {
 		d.finish(r, opts, prior)
-		d.explainRewrite(opts)
 	}
+	d.explain(opts)
 	return d
 }
 

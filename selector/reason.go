@@ -1,11 +1,60 @@
 package selector
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // keptReason is the reason given when the configured storage-driver is
 // kept as it is.
 func keptReason(cfg string) string {
 	return fmt.Sprintf("storage-driver %q is already configured and usable here", cfg)
+}
+
+// excludedByPolicy is the reason a driver that could run is left out.
+const excludedByPolicy = "excluded by policy"
+
+// explain corrects a reason that the choice alone cannot get right: see
+// explainRewrite and explainPolicy.
+func (d *Decision) explain(opts Options) {
+	if d.Driver != "" {
+		d.explainRewrite(opts)
+		return
+	}
+	if d.Refusal == nil && opts.Driver == "" {
+		d.explainPolicy()
+	}
+}
+
+// explainPolicy names the policy as the cause when drivers could run here
+// but its exclude list removed every one of them: "no storage driver can
+// run on this host" would send the user after the host, not the policy.
+func (d *Decision) explainPolicy() {
+	var excluded []string
+	for _, c := range d.Candidates {
+		if n := len(c.Reasons); !c.Eligible && n > 0 && c.Reasons[n-1] == excludedByPolicy && c.Priority >= 0 {
+			excluded = append(excluded, c.Driver)
+		}
+	}
+	if len(excluded) == 0 {
+		return
+	}
+	d.Reason = fmt.Sprintf("the policy leaves no storage driver for Docker %s: its exclude list removes %s, the only %s that can run on this host; remove %s from exclude",
+		d.DockerVersion, joinAnd(excluded), plural(len(excluded), "driver", "drivers"), plural(len(excluded), "it", "one of them"))
+}
+
+func joinAnd(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // explainRewrite corrects the reason of a kept configuration when finish
