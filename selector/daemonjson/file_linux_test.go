@@ -694,3 +694,31 @@ func TestOpenLargeRealConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A relative path is resolved to an absolute one, but it is no symlink and
+// messages must not call it one.
+func TestRelativePathIsNotASymlink(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be a link
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if err := os.Mkdir("etc", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join("etc", "daemon.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open("etc/daemon.json")
+	if want := "open etc/daemon.json: a FIFO, not a regular file: replace it with a JSON file"; err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	// Through a symlinked directory it is still said where it leads.
+	if err := os.Symlink("etc", "conf"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open("conf/daemon.json")
+	if want := "open conf/daemon.json (symlink to " + filepath.Join(dir, "etc", "daemon.json") + "): a FIFO"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v\nwant %s...", err, want)
+	}
+}
