@@ -67,10 +67,7 @@ func (c *commonFlags) configPath() string {
 // use, else /var/lib/docker.
 func (c *commonFlags) resolveDataRoot() (string, error) {
 	if c.dataRoot != "" {
-		if !filepath.IsAbs(c.dataRoot) {
-			return "", usageErrorf("--data-root %q: must be an absolute path", c.dataRoot)
-		}
-		return filepath.Clean(c.dataRoot), nil
+		return c.dataRoot, nil // absolute and clean: see absPathValue
 	}
 	dr, err := dataRootFromConfig(c.configPath())
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,7 +44,8 @@ Flags:
   --no-load-modules         never modprobe a driver's module (dockerd would);
                             such a driver is then decided on availability
   --lock-file FILE          serialise runs on this lock (default ` + lock.DefaultPath + `)
-  --lock-timeout DURATION   how long to wait for another run (default 60s)
+  --lock-timeout DURATION   how long to wait for another run, with a unit:
+                            30s, 2m (default 60s)
   --benchstat FILE          also write the benchmark lines to FILE
 ` + commonUsage + `
 Exit codes: 0 written, already up to date, or dry run; 1 runtime error
@@ -112,7 +114,8 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		fs.BoolVar(&force, "force", false, "")
 		fs.StringVar(&driver, "driver", "", "")
 		fs.StringVar(&lockFile, "lock-file", lock.DefaultPath, "")
-		fs.DurationVar(&lockTimeout, "lock-timeout", 60*time.Second, "")
+		lockTimeout = 60 * time.Second
+		fs.Var(durationValue{&lockTimeout}, "lock-timeout", "")
 	}
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -181,7 +184,10 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	}
 	dataRoot := c.dataRoot
 	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
-		dataRoot = doc.DataRoot
+		if !filepath.IsAbs(doc.DataRoot) { // as probe says it: dataRootFromConfig
+			return withCode(ExitRuntime, fmt.Errorf("%s: data-root %q must be an absolute path", c.configPath(), doc.DataRoot))
+		}
+		dataRoot = filepath.Clean(doc.DataRoot)
 	}
 	r, err := probe.Run(ctx, probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot})
 	if err != nil {
