@@ -357,7 +357,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 		res.Refused = &Refusal{Kind: "flag-conflict",
 			Message: "dockerd also gets storage settings from its command line: " + strings.Join(locs, "; ") + "; with storage-driver or storage-opts in daemon.json too, dockerd refuses to start",
-			Hint:    "remove the flags there (then systemctl daemon-reload), or leave daemon.json alone"}
+			Hint:    flagConflictHint(flagConflicts)}
 		res.Driver, res.GraphDriver = "", ""
 		res.DaemonJSON.Changed, res.DaemonJSON.Diff = false, ""
 		return res, nil
