@@ -199,7 +199,7 @@ func renderProbeText(w io.Writer, s *style, r *probe.Report) {
 		if f.Version != nil {
 			ver = " version:" + map[bool]string{true: "yes", false: "no"}[*f.Version]
 		}
-		fmt.Fprintf(w, "  %-24s %-7s %s%s\n", n, triText(s, f.Supported), s.dim("("+string(f.Method)+ver+")"), moduleText(f))
+		fmt.Fprintf(w, "  %-24s %s %s%s\n", n, s.pad(triText(s, f.Supported), 7), s.dim("("+string(f.Method)+ver+")"), moduleText(f))
 		if f.Detail != "" {
 			fmt.Fprintf(w, "  %-24s %s\n", "", f.Detail)
 		}
