@@ -27,7 +27,8 @@ func (d *Decision) explain(opts Options) {
 }
 
 // explainPolicy names the policy as the cause when drivers could run here
-// but its exclude list removed every one of them: "no storage driver can
+// but it removed every one of them (by exclude, or by leaving them out of
+// priority, which Run turns into exclusions): "no storage driver can
 // run on this host" would send the user after the host, not the policy.
 func (d *Decision) explainPolicy() {
 	var excluded []string
@@ -39,8 +40,8 @@ func (d *Decision) explainPolicy() {
 	if len(excluded) == 0 {
 		return
 	}
-	d.Reason = fmt.Sprintf("the policy leaves no storage driver for Docker %s: its exclude list removes %s, the only %s that can run on this host; remove %s from exclude",
-		d.DockerVersion, joinAnd(excluded), plural(len(excluded), "driver", "drivers"), plural(len(excluded), "it", "one of them"))
+	d.Reason = fmt.Sprintf("the policy leaves no storage driver for Docker %s: %s can run on this host, but the policy excludes %s or leaves %s out of its priority list; allow %s",
+		d.DockerVersion, joinAnd(excluded), plural(len(excluded), "it", "them"), plural(len(excluded), "it", "them"), plural(len(excluded), "it", "one of them"))
 }
 
 func joinAnd(s []string) string {
