@@ -80,6 +80,7 @@ func (p *prober) applyLive(f *Fact, name string) bool {
 			f.Method = MethodMountTest
 			f.Supported = nil
 			f.Detail = "mount test needs root" + p.versionSays(f)
+			needsRootHint(f)
 			return true
 		}
 		return false
@@ -107,6 +108,7 @@ func (p *prober) applyLive(f *Fact, name string) bool {
 	case errors.Is(err, errNeedsRoot):
 		f.Supported = nil
 		f.Detail = "mount test needs root: " + err.Error()
+		needsRootHint(f)
 	default:
 		f.Supported = nil
 		f.Detail = "the test mount was inconclusive: " + err.Error()
@@ -123,6 +125,18 @@ func (p *prober) applyLive(f *Fact, name string) bool {
 	}
 	p.noteDisagreement(f)
 	return true
+}
+
+// needsRootHint makes the remedy of a fact left unknown for want of root
+// the one that applies: run the test. The feature's own remedy (a newer
+// kernel) is kept only where the kernel version also says no.
+func needsRootHint(f *Fact) {
+	const rerun = "rerun as root to run the mount test (sudo graphprobe probe)"
+	if f.Version != nil && !*f.Version && f.Hint != "" {
+		f.Hint = rerun + "; the kernel version says no: " + f.Hint
+		return
+	}
+	f.Hint = rerun
 }
 
 // applyCaptured takes a live result stored with a captured host.

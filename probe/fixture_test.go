@@ -243,6 +243,17 @@ func TestNotRoot(t *testing.T) {
 		if name != FactOverlay && !strings.Contains(f.Detail, "needs root") {
 			t.Errorf("%s detail %q should say the test needs root", name, f.Detail)
 		}
+		// Left unknown for want of root, the remedy is root, not a kernel
+		// (unless the kernel version says no as well).
+		if f.Supported == nil && strings.Contains(f.Detail, "needs root") {
+			want := "rerun as root to run the mount test (sudo graphprobe probe)"
+			if f.Version != nil && !*f.Version {
+				want += "; the kernel version says no: "
+			}
+			if !strings.HasPrefix(f.Hint, want) {
+				t.Errorf("%s hint %q, want %q", name, f.Hint, want)
+			}
+		}
 	}
 }
 

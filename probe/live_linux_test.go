@@ -2,6 +2,8 @@ package probe_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
+	"golang.org/x/sys/unix"
 )
 
 // TestLiveFilesystems probes a data-root on each real filesystem the tests
@@ -246,5 +249,46 @@ func TestMakeScratchRefusesUnsafeParent(t *testing.T) {
 		t.Errorf("sticky dir refused: %v", err)
 	} else {
 		os.Remove(s)
+	}
+}
+
+// TestMakeScratchFullFilesystem: on a full filesystem the error says which
+// directory, that its filesystem is full, and what to do, not a bare ENOSPC.
+func TestMakeScratchFullFilesystem(t *testing.T) {
+	testutil.RequiresRoot(t)
+	fs := testutil.NewFS(t, testutil.Ext4, 16)
+	parent := filepath.Join(fs.Dir, "docker")
+	if err := os.Mkdir(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Take every block (root may use the reserved ones too), then every
+	// block a new directory could get.
+	var st unix.Statfs_t
+	if err := unix.Statfs(fs.Dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(fs.Dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := int64(st.Bfree) * st.Bsize; n > 0; n -= 64 << 10 {
+		if unix.Fallocate(int(f.Fd()), 0, 0, n) == nil {
+			break
+		}
+	}
+	f.Close()
+	for i := 0; ; i++ {
+		if err := os.Mkdir(filepath.Join(fs.Dir, fmt.Sprintf("d%d", i)), 0o700); err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	_, err = probe.MakeScratch(parent, "bench")
+	want := "make scratch dir in " + parent + ": the filesystem is full (no free blocks or inodes; df -h " + parent + " and df -i " + parent +
+		" show which): free some space there and rerun, since drivers are initialised there as dockerd does: no space left on device"
+	if err == nil || err.Error() != want || !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("got  %v\nwant %s", err, want)
 	}
 }

@@ -43,7 +43,7 @@ func MakeScratch(parent, kind string) (string, error) {
 	}
 	name := fmt.Sprintf("%s%s-%d-%s", ScratchPrefix, kind, os.Getpid(), hex.EncodeToString(rnd[:]))
 	if err := unix.Mkdirat(pfd, name, 0o700); err != nil {
-		return "", fmt.Errorf("make scratch dir %s: %w", filepath.Join(parent, name), err)
+		return "", scratchError(parent, name, err)
 	}
 	dir := filepath.Join(parent, name)
 	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -60,6 +60,21 @@ func MakeScratch(parent, kind string) (string, error) {
 		return "", fmt.Errorf("make scratch dir %s: not the directory we created", dir)
 	}
 	return dir, nil
+}
+
+// scratchError says what a failed mkdir of a scratch dir means for the
+// user: a full filesystem or an exhausted quota is not a bug of graphprobe
+// but something to free, and the message says where.
+func scratchError(parent, name string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("make scratch dir in %s: the filesystem is full (no free blocks or inodes; df -h %s and df -i %s show which): "+
+			"free some space there and rerun, since drivers are initialised there as dockerd does: %w", parent, parent, parent, err)
+	case errors.Is(err, unix.EDQUOT):
+		return fmt.Errorf("make scratch dir in %s: the disk quota of uid %d on that filesystem is exhausted: free some of it, or raise the quota, and rerun: %w",
+			parent, os.Geteuid(), err)
+	}
+	return fmt.Errorf("make scratch dir %s: %w", filepath.Join(parent, name), err)
 }
 
 // CheckSafeDir refuses a directory that another user could tamper with:

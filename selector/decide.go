@@ -204,6 +204,7 @@ func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
 	if d.Driver != "" {
 		d.finish(r, opts, prior)
 	}
+	d.explain(opts)
 	return d
 }
 
@@ -298,7 +299,7 @@ func (d *Decision) chooseDriver(r *probe.Report, opts Options, prior map[string]
 		switch {
 		case c != nil && c.Eligible:
 			d.Driver = name
-			d.Reason = fmt.Sprintf("storage-driver %q is already configured and usable here", cfg)
+			d.Reason = keptReason(cfg)
 			return
 		case prior[name] && !opts.Force:
 			why := "it is unknown"

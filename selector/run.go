@@ -222,7 +222,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return ProveRequest{
 			Drivers: names, All: all, Mode: bench, Sizes: sizes, Budget: pol.Benchmark.Budget,
 			StorageOpts: storageOptsFor(d, names, existing, req.DockerVersion), Modules: mods, LoadModules: req.LoadModules,
-			WarnNoDType: req.DockerVersion.Less(dv1712),
+			WarnNoDType:   req.DockerVersion.Less(dv1712),
 			ScratchParent: r.DataRoot.ProbedPath, Progress: req.Progress, Exec: req.Exec,
 		}
 	}
@@ -416,7 +416,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 		res.Refused = &Refusal{Kind: "flag-conflict",
 			Message: "dockerd also gets storage settings from its command line: " + strings.Join(locs, "; ") + "; with storage-driver or storage-opts in daemon.json too, dockerd refuses to start",
-			Hint:    "remove the flags there (then systemctl daemon-reload), or leave daemon.json alone"}
+			Hint:    flagConflictHint(flagConflicts)}
 		res.Driver, res.GraphDriver = "", ""
 		res.DaemonJSON.Changed, res.DaemonJSON.Diff = false, ""
 		return res, nil

@@ -34,6 +34,9 @@ type File struct {
 	UID, GID int
 
 	dev, ino uint64
+	// linked is true when a symlink (of the file or of a directory above
+	// it) leads from Path to Target.
+	linked bool
 }
 
 // WriteResult says what Update did.
@@ -57,7 +60,7 @@ func ReportPath(target string) string { return target + ReportSuffix }
 // label names the file for messages: the path, and where it leads when it
 // is a symlink.
 func (f *File) label() string {
-	if f.Target != "" && f.Target != f.Path {
+	if f.linked {
 		return fmt.Sprintf("%s (symlink to %s)", f.Path, f.Target)
 	}
 	return f.Path

@@ -42,11 +42,11 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	f := &File{Path: path}
-	target, err := resolve(path, abs)
+	target, linked, err := resolve(path, abs)
 	if err != nil {
 		return nil, err
 	}
-	f.Target = target
+	f.Target, f.linked = target, linked
 	content, st, err := readRegular(unix.AT_FDCWD, target, f.label())
 	if errors.Is(err, unix.ENOENT) {
 		f.Mode = DefaultMode
@@ -64,29 +64,31 @@ func Open(path string) (*File, error) {
 }
 
 // resolve follows symlinks in the last component of abs and canonicalises
-// its directory.
-func resolve(path, abs string) (string, error) {
+// its directory. linked says whether a symlink was on the way: a relative
+// path resolves to another string without one.
+func resolve(path, abs string) (target string, linked bool, err error) {
 	p := abs
-	for hops := 0; ; hops++ {
+	hops := 0
+	for ; ; hops++ {
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			if hops > 0 {
-				return "", fmt.Errorf("open %s: dangling symlink to %s: fix or remove the link", path, p)
+				return "", false, fmt.Errorf("open %s: dangling symlink to %s: fix or remove the link", path, p)
 			}
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("open %s: %w", path, err)
+			return "", false, fmt.Errorf("open %s: %w", path, err)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			break
 		}
 		if hops == maxSymlinks {
-			return "", fmt.Errorf("open %s: more than %d levels of symbolic links", path, maxSymlinks)
+			return "", false, fmt.Errorf("open %s: more than %d levels of symbolic links", path, maxSymlinks)
 		}
 		t, err := os.Readlink(p)
 		if err != nil {
-			return "", fmt.Errorf("open %s: %w", path, err)
+			return "", false, fmt.Errorf("open %s: %w", path, err)
 		}
 		if !filepath.IsAbs(t) {
 			t = filepath.Join(filepath.Dir(p), t)
@@ -95,12 +97,12 @@ func resolve(path, abs string) (string, error) {
 	}
 	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
 	if errors.Is(err, fs.ErrNotExist) {
-		return p, nil // made by Update
+		return p, hops > 0, nil // made by Update
 	}
 	if err != nil {
-		return "", fmt.Errorf("open %s: %w", path, err)
+		return "", false, fmt.Errorf("open %s: %w", path, err)
 	}
-	return filepath.Join(dir, filepath.Base(p)), nil
+	return filepath.Join(dir, filepath.Base(p)), hops > 0 || dir != filepath.Dir(p), nil
 }
 
 // readRegular reads the regular file name (relative to dirfd) without
@@ -134,7 +136,7 @@ func readRegular(dirfd int, name, label string) ([]byte, *unix.Stat_t, error) {
 		return nil, nil, fmt.Errorf("read %s: %w", label, err)
 	}
 	if len(data) > MaxSize {
-		return nil, nil, fmt.Errorf("read %s: file grew over %s while being read; a daemon.json over %s is refused", label, humanSize(MaxSize), humanSize(MaxSize))
+		return nil, nil, fmt.Errorf("read %s: file grew while being read: %s", label, tooBig("more than "+humanSize(MaxSize)))
 	}
 	return data, &st, nil
 }
@@ -145,7 +147,7 @@ func checkRegular(st *unix.Stat_t, label string) error {
 		return fmt.Errorf("open %s: %s, not a regular file: replace it with a JSON file", label, probe.FileKind(m))
 	}
 	if st.Size > MaxSize {
-		return fmt.Errorf("open %s: file is %s; a daemon.json over %s is refused", label, humanSize(st.Size), humanSize(MaxSize))
+		return fmt.Errorf("open %s: %s", label, tooBig(humanSize(st.Size)))
 	}
 	return nil
 }

@@ -98,8 +98,8 @@ func TestOpenRefuses(t *testing.T) {
 		{"device", p("to-null.json"), "open %s (symlink to /dev/null): a character device, not a regular file: replace it with a JSON file"},
 		{"dangling symlink", p("dangling.json"), "open %s: dangling symlink to " + p("missing/daemon.json") + ": fix or remove the link"},
 		{"symlink loop", p("loop-a.json"), "open %s: more than 40 levels of symbolic links"},
-		{"100 MiB file", p("big.json"), "open %s: file is 100 MiB; a daemon.json over 1 MiB is refused"},
-		{"one byte over the limit", p("just-over.json"), "open %s: file is 1048577 bytes; a daemon.json over 1 MiB is refused"},
+		{"100 MiB file", p("big.json"), "open %s: file is 100 MiB, over graphprobe's 2 MiB limit for a daemon.json (dockerd has none; the limit bounds what a run costs at boot): check that the file is not corrupt or mis-generated, or set storage-driver by hand to what `graphprobe select --dry-run --config EMPTY.json` prints (EMPTY.json holding {})"},
+		{"one byte over the limit", p("just-over.json"), "open %s: file is 2097153 bytes, over graphprobe's 2 MiB limit for a daemon.json (dockerd has none; the limit bounds what a run costs at boot): check that the file is not corrupt or mis-generated, or set storage-driver by hand to what `graphprobe select --dry-run --config EMPTY.json` prints (EMPTY.json holding {})"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -672,5 +672,53 @@ func TestSideFilesTakeDaemonJSONOwner(t *testing.T) {
 		if st.Uid != 1234 || st.Gid != 5678 || st.Mode&0o7777 != 0o600 {
 			t.Errorf("%s: %d:%d %#o, want 1234:5678 0600", p, st.Uid, st.Gid, st.Mode&0o7777)
 		}
+	}
+}
+
+// A large configuration, over the 1 MiB that was once the limit, is read: the size limit is there for corrupt
+// files, not for configurations dockerd accepts.
+func TestOpenLargeRealConfig(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("{\n  \"storage-driver\": \"overlay2\",\n  \"insecure-registries\": [\n")
+	for i := 0; sb.Len() < 3<<19; i++ {
+		fmt.Fprintf(&sb, "    \"registry-%d.build.corp.example.com:5000\",\n", i)
+	}
+	sb.WriteString("    \"registry.example.com:5000\"\n  ]\n}\n")
+	path := filepath.Join(t.TempDir(), "daemon.json")
+	writeFile(t, path, sb.String(), 0o644)
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(path, f.Content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A relative path is resolved to an absolute one, but it is no symlink and
+// messages must not call it one.
+func TestRelativePathIsNotASymlink(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be a link
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if err := os.Mkdir("etc", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join("etc", "daemon.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open("etc/daemon.json")
+	if want := "open etc/daemon.json: a FIFO, not a regular file: replace it with a JSON file"; err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	// Through a symlinked directory it is still said where it leads.
+	if err := os.Symlink("etc", "conf"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open("conf/daemon.json")
+	if want := "open conf/daemon.json (symlink to " + filepath.Join(dir, "etc", "daemon.json") + "): a FIFO"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v\nwant %s...", err, want)
 	}
 }

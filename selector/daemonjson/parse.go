@@ -8,14 +8,30 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of what Parse accepts. A daemon.json in the wild is a few hundred
-// bytes and three levels deep; anything near these limits is not a
-// configuration file, and refusing it early bounds the time and memory a
-// hostile or corrupted file can cost a boot.
+// Limits of what Parse accepts. dockerd reads daemon.json whole, with no
+// size limit, so any limit here refuses some file dockerd would read; it
+// exists to bound the time and memory a corrupted or mis-generated file can
+// cost a run at boot. A daemon.json in the wild is a few hundred bytes and
+// three levels deep; an extreme one (5,000 insecure registries, 2,000
+// labels, 256 address pools, 50 runtimes) is 360 KiB. MaxSize leaves five
+// times that; the densest hostile document of that size (an array of 0s)
+// allocates 139 MiB to parse and 420 MiB over a merge, measured by
+// test/reliability's TestParsersBoundedOnHostileInput: a larger limit
+// would let a broken file cost a small host's boot far more.
 const (
-	MaxSize  = 1 << 20
+	MaxSize  = 2 << 20
 	MaxDepth = 64
 )
+
+// tooBig says that a daemon.json of the given size is over MaxSize, and
+// how to proceed.
+func tooBig(size string) string {
+	return fmt.Sprintf("file is %s, over graphprobe's %s limit for a daemon.json "+
+		"(dockerd has none; the limit bounds what a run costs at boot): check that the file is not corrupt "+
+		"or mis-generated, or set storage-driver by hand to what "+
+		"`graphprobe select --dry-run --config EMPTY.json` prints (EMPTY.json holding {})",
+		size, humanSize(MaxSize))
+}
 
 // The keys graphprobe reads or writes.
 const (
@@ -171,7 +187,7 @@ func firstRuneInvalid(b []byte) bool {
 // empty (or whitespace-only) document, which dockerd reads as {}.
 func parseDocument(name string, data []byte) (root *value, bomLen int, err error) {
 	if len(data) > MaxSize {
-		return nil, 0, &ParseError{Name: name, Msg: fmt.Sprintf("file is %s; a daemon.json over %s is refused", humanSize(int64(len(data))), humanSize(MaxSize))}
+		return nil, 0, &ParseError{Name: name, Msg: tooBig(humanSize(int64(len(data))))}
 	}
 	switch {
 	case bytes.HasPrefix(data, bomUTF8):

@@ -55,6 +55,33 @@ func (f Finding) String() string {
 	return s + ")"
 }
 
+// How a finding's file reaches dockerd, which decides what applies an edit.
+const (
+	// ReadFromUnit: a systemd unit or drop-in; systemd rereads it only
+	// after systemctl daemon-reload.
+	ReadFromUnit = "systemd-unit"
+	// ReadBySystemd: an environment file that the unit loads; systemd
+	// reads it afresh at every start.
+	ReadBySystemd = "systemd-environment"
+	// ReadByInitScript: an environment file of the sysvinit or upstart
+	// script, read at every start.
+	ReadByInitScript = "init-script"
+)
+
+// ReadBy says how the finding's file reaches dockerd: one of ReadFromUnit,
+// ReadBySystemd and ReadByInitScript.
+func (f Finding) ReadBy() string {
+	for _, d := range unitDirs {
+		if strings.HasPrefix(f.File, d+"/") {
+			return ReadFromUnit
+		}
+	}
+	if strings.Contains(f.Via, " in ExecStart at ") {
+		return ReadBySystemd
+	}
+	return ReadByInitScript
+}
+
 // Report is what Scan found.
 type Report struct {
 	// Init is "systemd" when a docker.service unit exists, else "sysvinit"

@@ -35,11 +35,13 @@
 //	  inodes: 0.5
 //	  bytes: 0.5
 //	storageOpts:                # storage-opts written for the chosen driver
-//	  overlay2: [overlay2.size=20G]
-//	  devicemapper: [dm.basesize=20G]
+//	  zfs: [zfs.fsname=tank/docker]
 //
 // Driver names are the ones Docker uses (overlay2, fuse-overlayfs, btrfs,
 // zfs, aufs, overlay, devicemapper, vfs); a storage option must belong to
 // the driver it is listed under, because dockerd refuses another driver's
-// options. testdata/policy/example.yaml is a complete example.
+// options. examples/policy.yaml at the repository's root is the complete,
+// documented example (the README and the man page show it, the tests run
+// it); testdata/policy/example.yaml is a parser fixture, not a policy to
+// copy: its overlay2.size works only on xfs mounted with pquota.
 package policy

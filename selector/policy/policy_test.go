@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 const name = "/etc/graphprobe/policy.yaml"
@@ -185,5 +187,40 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(dir); err == nil || err.Error() != "read policy "+dir+": not a regular file" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestExampleIsComplete: the shipped example (examples/policy.yaml, shown
+// in the README and the man page) parses and sets every key there is, so
+// that it documents the whole format.
+func TestExampleIsComplete(t *testing.T) {
+	path := filepath.Join("..", "..", "examples", "policy.yaml")
+	p, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range topKeys {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("the example lacks %s", k)
+		}
+	}
+	bench, _ := doc["benchmark"].(map[string]any)
+	for _, k := range benchmarkKeys {
+		if _, ok := bench[k]; !ok {
+			t.Errorf("the example lacks benchmark.%s", k)
+		}
+	}
+	for _, k := range Benchmarks {
+		if _, ok := p.Weights[k]; !ok {
+			t.Errorf("the example lacks weights.%s", k)
+		}
 	}
 }

@@ -272,7 +272,7 @@ func TestDataRootNotADirectory(t *testing.T) {
 // TestConfigPathKinds gives select every kind of file as --config and
 // checks the defined outcome: a symlink is written through (the link
 // stays, the backup goes beside the target); anything that is not a
-// regular file of at most 1 MiB is refused with exit 1 and a message naming
+// regular file of at most daemonjson.MaxSize (2 MiB) is refused with exit 1 and a message naming
 // what it is, without creating, writing or blocking on anything.
 func TestConfigPathKinds(t *testing.T) {
 	h := newHost(t, testutil.Ext4, 256)
@@ -324,7 +324,7 @@ func TestConfigPathKinds(t *testing.T) {
 		{"directory", p("dir.json"), 1, []string{"a directory", "not a regular file"}},
 		{"FIFO", p("fifo.json"), 1, []string{"a FIFO", "not a regular file"}},
 		{"socket", p("socket.json"), 1, []string{"a socket", "not a regular file"}},
-		{"100 MiB file", p("big.json"), 1, []string{"100 MiB", "over 1 MiB"}},
+		{"100 MiB file", p("big.json"), 1, []string{"100 MiB", "over graphprobe's 2 MiB limit", "EMPTY.json"}},
 		{"in a world-writable directory", filepath.Join(open, "daemon.json"), 1, []string{"writable by every user"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,13 +19,14 @@ func TestBenchCommand(t *testing.T) {
 	testutil.RequiresRoot(t)
 	fs := testutil.NewFS(t, testutil.Ext4, 512)
 	lines := filepath.Join(t.TempDir(), "bench.txt")
-	out, errOut, code := runCLI(t, "bench", "overlay2", "vfs", "--bench", "quick", "--data-root", filepath.Join(fs.Dir, "docker"),
+	out, errOut, code := runCLI(t, "bench", "overlay2", "vfs", "btrfs", "--bench", "quick", "--data-root", filepath.Join(fs.Dir, "docker"),
 		"--config", filepath.Join(t.TempDir(), "none.json"), "--format", "json", "--benchstat", lines)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	validate(t, loadSchema(t, "select.schema.json"), out)
 	var doc struct {
+		Warnings   []string
 		DaemonJSON *json.RawMessage `json:"daemonJSON"`
 		Candidates []struct {
 			Driver      string
@@ -62,6 +64,10 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if got["overlay2"] == 0 || got["vfs"] == 0 || len(got) != 2 {
 		t.Fatalf("benchmarked %v, want overlay2 and vfs", got)
+	}
+	// btrfs was named but cannot run on ext4: said, not silently dropped.
+	if want := "btrfs was not benchmarked: the data-root is on extfs, not btrfs"; !slices.Contains(doc.Warnings, want) {
+		t.Errorf("warnings %q, want %q", doc.Warnings, want)
 	}
 	data, err := os.ReadFile(lines)
 	if err != nil {
@@ -193,5 +199,26 @@ func TestSelectFastestChargesContainers(t *testing.T) {
 	// deterministic, unlike the times.
 	if in := charged["vfs"]["inodes"]; imageFiles == 0 || in < float64(imageFiles) {
 		t.Errorf("vfs charged %v inodes per container layer on a %d-file image, want at least the image's files", in, imageFiles)
+	}
+}
+
+// TestBenchNothingRuns names only drivers that cannot run on ext4: nothing
+// is benchmarked, and that is exit 3 with the reason per driver, not a
+// silent success.
+func TestBenchNothingRuns(t *testing.T) {
+	testutil.RequiresRoot(t)
+	fs := testutil.NewFS(t, testutil.Ext4, 64)
+	out, errOut, code := runCLI(t, "bench", "zfs", "btrfs", "--bench", "quick", "--data-root", filepath.Join(fs.Dir, "docker"),
+		"--config", filepath.Join(t.TempDir(), "none.json"), "--docker-version", "24.0.7")
+	if code != ExitNoDriver {
+		t.Fatalf("exit %d, want %d\n%s%s", code, ExitNoDriver, out, errOut)
+	}
+	// The zfs reasons go on with what this host lacks (/dev/zfs, the binary).
+	if !strings.HasPrefix(errOut, "graphprobe: bench: nothing was benchmarked, no driver named could run here (zfs: the data-root is on extfs, not zfs") ||
+		!strings.HasSuffix(errOut, "; btrfs: the data-root is on extfs, not btrfs)\n") {
+		t.Errorf("stderr %q", errOut)
+	}
+	if !strings.Contains(out, "warning: zfs was not benchmarked") || !strings.Contains(out, "warning: btrfs was not benchmarked") {
+		t.Errorf("output does not say what was not benchmarked:\n%s", out)
 	}
 }

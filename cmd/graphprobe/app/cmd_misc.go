@@ -64,28 +64,30 @@ Examples:
 			SchemaVersion int            `json:"schemaVersion"`
 			Drivers       []drivers.Info `json:"drivers"`
 		}{1, all}
-		return writeDoc(e.stdout, *format, doc, func(w io.Writer, s *style) {
-			fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", s.bold("DRIVER"), s.bold("DOCKER"), s.bold("KERNEL"), s.bold("SNAPSHOTTER"), s.bold("NEEDS"))
-			for _, d := range all {
-				ship := d.AddedIn + "+"
-				if d.RemovedIn != "" {
-					ship = d.AddedIn + "–" + prevRelease(d.RemovedIn)
-				}
-				k := d.MinKernel
-				if k == "" {
-					k = "-"
-				}
-				needs := d.Requires
-				if len(d.RefusedBackingFS) > 0 {
-					needs += "; refuses " + strings.Join(d.RefusedBackingFS, ", ")
-				}
-				if !d.Implemented {
-					needs += s.dim(" [graphprobe cannot benchmark it]")
-				}
-				fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", d.Name, ship, k, d.Snapshotter, needs)
-			}
-		})
+		return writeDoc(e.stdout, *format, doc, func(w io.Writer, s *style) { renderDriversText(w, s, all) })
 	}}
+}
+
+func renderDriversText(w io.Writer, s *style, all []drivers.Info) {
+	fmt.Fprintf(w, "%s %s %s %s %s\n", s.pad(s.bold("DRIVER"), 15), s.pad(s.bold("DOCKER"), 13), s.pad(s.bold("KERNEL"), 10), s.pad(s.bold("SNAPSHOTTER"), 15), s.bold("NEEDS"))
+	for _, d := range all {
+		ship := d.AddedIn + "+"
+		if d.RemovedIn != "" {
+			ship = d.AddedIn + "–" + prevRelease(d.RemovedIn)
+		}
+		k := d.MinKernel
+		if k == "" {
+			k = "-"
+		}
+		needs := d.Requires
+		if len(d.RefusedBackingFS) > 0 {
+			needs += "; refuses " + strings.Join(d.RefusedBackingFS, ", ")
+		}
+		if !d.Implemented {
+			needs += s.dim(" [graphprobe cannot benchmark it]")
+		}
+		fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", d.Name, ship, k, d.Snapshotter, needs)
+	}
 }
 
 // prevRelease names the last release before removal ("24.0" -> "23.0").

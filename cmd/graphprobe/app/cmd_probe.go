@@ -67,10 +67,7 @@ func (c *commonFlags) configPath() string {
 // use, else /var/lib/docker.
 func (c *commonFlags) resolveDataRoot() (string, error) {
 	if c.dataRoot != "" {
-		if !filepath.IsAbs(c.dataRoot) {
-			return "", usageErrorf("--data-root %q: must be an absolute path", c.dataRoot)
-		}
-		return filepath.Clean(c.dataRoot), nil
+		return c.dataRoot, nil // absolute and clean: see absPathValue
 	}
 	dr, err := dataRootFromConfig(c.configPath())
 	if err != nil {
@@ -205,7 +202,7 @@ func renderProbeText(w io.Writer, s *style, r *probe.Report) {
 		if f.Version != nil {
 			ver = " version:" + map[bool]string{true: "yes", false: "no"}[*f.Version]
 		}
-		fmt.Fprintf(w, "  %-24s %-7s %s%s\n", n, triText(s, f.Supported), s.dim("("+string(f.Method)+ver+")"), moduleText(f))
+		fmt.Fprintf(w, "  %-24s %s %s%s\n", n, s.pad(triText(s, f.Supported), 7), s.dim("("+string(f.Method)+ver+")"), moduleText(f))
 		if f.Detail != "" {
 			fmt.Fprintf(w, "  %-24s %s\n", "", f.Detail)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,7 +51,8 @@ Flags:
   --no-load-modules         never modprobe a driver's module (dockerd would);
                             such a driver is then decided on availability
   --lock-file FILE          serialise runs on this lock (default ` + lock.DefaultPath + `)
-  --lock-timeout DURATION   how long to wait for another run (default 60s)
+  --lock-timeout DURATION   how long to wait for another run, with a unit:
+                            30s, 2m (default 60s)
   --state-dir DIR           where the record of what a run proved is kept, so
                             that a rerun finding nothing changed skips the
                             proof (default ` + state.DefaultDir + `)
@@ -123,7 +125,8 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		fs.BoolVar(&force, "force", false, "")
 		fs.StringVar(&driver, "driver", "", "")
 		fs.StringVar(&lockFile, "lock-file", lock.DefaultPath, "")
-		fs.DurationVar(&lockTimeout, "lock-timeout", 60*time.Second, "")
+		lockTimeout = 60 * time.Second
+		fs.Var(durationValue{&lockTimeout}, "lock-timeout", "")
 		fs.StringVar(&stateDir, "state-dir", state.DefaultDir, "")
 	}
 	pos, err := fs.parse(args)
@@ -204,7 +207,10 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	}
 	dataRoot := c.dataRoot
 	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
-		dataRoot = doc.DataRoot
+		if !filepath.IsAbs(doc.DataRoot) { // as probe says it: dataRootFromConfig
+			return withCode(ExitRuntime, fmt.Errorf("%s: data-root %q must be an absolute path", c.configPath(), doc.DataRoot))
+		}
+		dataRoot = filepath.Clean(doc.DataRoot)
 	}
 	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}
 	flags, err := scanDockerd(c.rootPrefix, &popts)
@@ -272,6 +278,10 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		}
 		return withCode(ExitRuntime, err)
 	}
+	var nothingRan error
+	if benchOnly && live {
+		nothingRan = benchShortfall(res, benchDrivers)
+	}
 	if benchstat != "" && len(res.BenchLines) > 0 {
 		if err := os.WriteFile(benchstat, []byte(strings.Join(res.BenchLines, "\n")+"\n"), 0o644); err != nil {
 			return withCode(ExitRuntime, fmt.Errorf("write benchmark lines: %w", err))
@@ -288,6 +298,8 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		return err
 	}
 	switch out := res.Outcome(); {
+	case nothingRan != nil:
+		return withCode(ExitNoDriver, nothingRan)
 	case out == nil:
 		return nil
 	case errors.Is(out, selector.ErrRefused):
@@ -298,6 +310,53 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 }
 
 func knownDrivers() []string { return drivers.Names() }
+
+// benchShortfall adds a warning for every driver that bench was asked for
+// (by name, or every eligible one) but could not benchmark, saying why, and
+// returns an error when none of them was benchmarked: a run that measured
+// nothing must not look like a success to a script.
+func benchShortfall(res *selector.Result, named []string) error {
+	asked := named
+	if len(asked) == 0 {
+		for _, c := range res.Candidates {
+			if c.Eligible {
+				asked = append(asked, c.Driver)
+			}
+		}
+	}
+	var missing []string
+	ran := 0
+	for _, name := range asked {
+		var c *selector.Candidate
+		for i := range res.Candidates {
+			if res.Candidates[i].Driver == name {
+				c = &res.Candidates[i]
+			}
+		}
+		if c != nil && c.Benchmark != nil {
+			ran++
+			continue
+		}
+		why := "it was not initialised"
+		switch {
+		case c == nil:
+			why = "it is unknown"
+		case !c.Eligible && len(c.Reasons) > 0:
+			why = strings.Join(c.Reasons, "; ")
+		case c.InitError != "":
+			why = c.InitError
+		}
+		missing = append(missing, name+": "+why)
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s was not benchmarked: %s", name, why))
+	}
+	if ran > 0 {
+		return nil
+	}
+	if len(asked) == 0 {
+		return errors.New("bench: no storage driver can run on this host, so nothing was benchmarked")
+	}
+	return fmt.Errorf("bench: nothing was benchmarked, no driver named could run here (%s)", strings.Join(missing, "; "))
+}
 
 // progressWriter keeps one status line on a terminal.
 type progressWriter struct {

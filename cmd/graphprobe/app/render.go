@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
@@ -152,6 +154,36 @@ func (s *style) wrap(code, text string) string {
 		return text
 	}
 	return "\x1b[" + code + "m" + text + "\x1b[0m"
+}
+
+// pad left-justifies text, which may hold colour codes, in width columns:
+// fmt's %-15s counts the escape bytes and would misalign every coloured
+// cell.
+func (s *style) pad(text string, width int) string {
+	if n := width - visibleWidth(text); n > 0 {
+		return text + strings.Repeat(" ", n)
+	}
+	return text
+}
+
+// visibleWidth is the number of characters text shows: runes outside
+// "ESC [ ... m" sequences.
+func visibleWidth(text string) int {
+	n := 0
+	for i := 0; i < len(text); {
+		if text[i] == 0x1b && i+1 < len(text) && text[i+1] == '[' {
+			j := strings.IndexByte(text[i:], 'm')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(text[i:])
+		i += size
+		n++
+	}
+	return n
 }
 
 func (s *style) bold(t string) string   { return s.wrap("1", t) }

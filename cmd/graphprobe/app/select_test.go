@@ -214,21 +214,70 @@ func TestSelectDryRun(t *testing.T) {
 	}
 }
 
+// TestSelectFlagConflict: a storage flag on dockerd's command line refuses
+// the write (exit 4), naming where it is, with the step that makes its
+// removal count on the init system that reads it.
 func TestSelectFlagConflict(t *testing.T) {
-	host := copyHost(t, "debian-12")
-	unit := filepath.Join(host, "lib/systemd/system/docker.service")
-	os.MkdirAll(filepath.Dir(unit), 0o755)
-	os.WriteFile(unit, []byte("[Unit]\nDescription=Docker\n\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// --storage-driver=vfs\n"), 0o644)
-	cfg := filepath.Join(t.TempDir(), "daemon.json")
-	doc, _, errOut, code := selectJSON(t, "--root-prefix", host, "--config", cfg, "--docker-version", "20.10.24")
-	if code != 4 {
-		t.Fatalf("exit %d, want 4: %s", code, errOut)
+	const unitHead = "[Unit]\nDescription=Docker\n\n[Service]\nType=notify\n"
+	tests := []struct {
+		name      string
+		files     map[string]string
+		where     string
+		hint      string
+		notInHint string
+	}{
+		{
+			name:  "in the unit",
+			files: map[string]string{"lib/systemd/system/docker.service": unitHead + "ExecStart=/usr/bin/dockerd -H fd:// --storage-driver=vfs\n"},
+			where: "/lib/systemd/system/docker.service:6",
+			hint:  "remove the flags there, then run systemctl daemon-reload so that systemd rereads the unit; or leave daemon.json alone",
+		},
+		{
+			name: "in an environment file the unit loads",
+			files: map[string]string{
+				"lib/systemd/system/docker.service": unitHead + "EnvironmentFile=-/etc/default/docker\nExecStart=/usr/bin/dockerd -H fd:// $DOCKER_OPTS\n",
+				"etc/default/docker":                "DOCKER_OPTS=\"-s vfs\"\n",
+			},
+			where:     "/etc/default/docker:1",
+			hint:      "remove the flags there (systemd reads that file at every start of docker, so no daemon-reload is needed); or leave daemon.json alone",
+			notInHint: "daemon-reload so",
+		},
+		{
+			name:      "sysvinit",
+			files:     map[string]string{"etc/default/docker": "DOCKER_OPTS=\"-s vfs\"\n"},
+			where:     "/etc/default/docker:1",
+			hint:      "remove the flags there (docker's init script reads that file at every start: service docker restart applies it); or leave daemon.json alone",
+			notInHint: "systemctl",
+		},
 	}
-	if doc.Refused == nil || doc.Refused.Kind != "flag-conflict" || !strings.Contains(doc.Refused.Message, "/lib/systemd/system/docker.service:6") {
-		t.Errorf("refusal %+v should name the unit and line", doc.Refused)
-	}
-	if _, err := os.Stat(cfg); err == nil {
-		t.Error("daemon.json written despite the conflict")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := copyHost(t, "debian-12")
+			for name, content := range tt.files {
+				p := filepath.Join(host, name)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := filepath.Join(t.TempDir(), "daemon.json")
+			doc, _, errOut, code := selectJSON(t, "--root-prefix", host, "--config", cfg, "--docker-version", "20.10.24")
+			if code != 4 {
+				t.Fatalf("exit %d, want 4: %s", code, errOut)
+			}
+			if doc.Refused == nil || doc.Refused.Kind != "flag-conflict" || !strings.Contains(doc.Refused.Message, tt.where) {
+				t.Fatalf("refusal %+v should name %s", doc.Refused, tt.where)
+			}
+			if doc.Refused.Hint != tt.hint {
+				t.Errorf("hint %q\nwant %q", doc.Refused.Hint, tt.hint)
+			}
+			if tt.notInHint != "" && strings.Contains(doc.Refused.Hint, tt.notInHint) {
+				t.Errorf("hint %q says %q", doc.Refused.Hint, tt.notInHint)
+			}
+			if _, err := os.Stat(cfg); err == nil {
+				t.Error("daemon.json written despite the conflict")
+			}
+		})
 	}
 }
 
