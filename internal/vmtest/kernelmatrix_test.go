@@ -161,6 +161,7 @@ func TestKernelMatrix(t *testing.T) {
 	}
 	wg.Wait()
 	var table []string
+	checked, wrong := 0, 0
 	for _, o := range outcomes {
 		name := o.k.Release
 		if o.boot.cmdline != "" {
@@ -184,7 +185,9 @@ func TestKernelMatrix(t *testing.T) {
 				os.WriteFile(filepath.Join(d, n+".err"), []byte(fmt.Sprintf("rc=%d\n%s", s.RC, s.Stderr)), 0o644)
 			}
 		}
-		rows, errs := checkVM(o.k, o.boot.cmdline, secs)
+		rows, n, errs := checkVM(o.k, o.boot.cmdline, secs)
+		checked += n
+		wrong += len(errs)
 		for _, e := range errs {
 			t.Error(e)
 		}
@@ -192,5 +195,6 @@ func TestKernelMatrix(t *testing.T) {
 	}
 	sort.Strings(table)
 	head := "| kernel | command line | data-root | userxattr | native diff | lowerdir+ | select " + strings.Join(dockerVersions, " | select ") + " | select (benchmark) |\n|" + strings.Repeat("---|", 7+len(dockerVersions))
-	t.Logf("kernel matrix (%s in all; facts from probe --load-modules):\n%s\n%s", time.Since(start).Round(time.Second), head, strings.Join(table, "\n"))
+	t.Logf("kernel matrix: %d facts checked, %d wrong, %s in all (facts from probe --load-modules):\n%s\n%s",
+		checked, wrong, time.Since(start).Round(time.Second), head, strings.Join(table, "\n"))
 }
