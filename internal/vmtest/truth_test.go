@@ -132,11 +132,14 @@ func (t *kernelTruth) userXattrs(fs string) bool {
 }
 
 // selectWant is the driver Docker V takes on a fresh data-root of fs, in
-// this VM (no fuse-overlayfs binary, no aufs, no zfs): the priority lists
+// this VM (no fuse-overlayfs binary, no zfs; aufs when the kernel has it): the priority lists
 // of domain.md. "!overlay" means anything but an overlay driver.
-func selectWant(fs string, dtype bool, docker string) string {
+func selectWant(fs string, dtype bool, docker string, aufs bool) string {
 	v29 := strings.HasPrefix(docker, "29.")
 	switch {
+	case !dtype && aufs && strings.HasPrefix(docker, "20."):
+		// aufs needs no d_type and comes before vfs up to 23.0.
+		return "aufs"
 	case !dtype && v29:
 		return "!overlay"
 	case !dtype:
@@ -190,6 +193,7 @@ func checkVM(k Kernel, cmdline string, secs map[string]Section) (rows []string, 
 		}
 	}
 	check := func(fs, fact, got, want string) { checked++; bad(fs, fact, got, want) }
+	hasAufs := t.config["CONFIG_AUFS_FS"] == "y" || t.config["CONFIG_AUFS_FS"] == "m"
 
 	type fsCase struct {
 		name  string
@@ -230,11 +234,11 @@ func checkVM(k Kernel, cmdline string, secs map[string]Section) (rows []string, 
 			check(fs, probe.FactBtrfs, boolStr(r.Fact(probe.FactBtrfs).Supported), fmt.Sprint(c.name == "btrfs"))
 			check(fs, "overlay module", string(r.Fact(probe.FactOverlay).Module), string(t.moduleState("CONFIG_OVERLAY_FS", load)))
 			check(fs, "aufs module", string(r.Fact(probe.FactAufs).Module), string(t.moduleState("CONFIG_AUFS_FS", load)))
-			check(fs, probe.FactAufs, boolStr(r.Fact(probe.FactAufs).Supported), fmt.Sprint(t.config["CONFIG_AUFS_FS"] == "y" || t.config["CONFIG_AUFS_FS"] == "m"))
+			check(fs, probe.FactAufs, boolStr(r.Fact(probe.FactAufs).Supported), fmt.Sprint(hasAufs))
 			for _, fact := range []string{probe.FactOverlay, probe.FactMultiLowerdir, probe.FactNativeDiff, probe.FactRedirectDir,
 				probe.FactIndex, probe.FactMetacopy, probe.FactVolatile, probe.FactUserxattr, probe.FactLowerdirPlus} {
 				want := t.has(fact)
-				if fact == probe.FactUserxattr && load {
+				if fact == probe.FactUserxattr && (load || t.config["CONFIG_OVERLAY_FS"] == "y") {
 					// The live test runs on the data-root's filesystem,
 					// whose upper must take user.* xattrs.
 					want = want && t.userXattrs(c.name)
@@ -269,7 +273,7 @@ func checkVM(k Kernel, cmdline string, secs map[string]Section) (rows []string, 
 			} else if ok {
 				got = fmt.Sprintf("exit %d: %s", s.RC, strings.TrimSpace(s.Stderr))
 			}
-			want := selectWant(c.name, c.dtype, v)
+			want := selectWant(c.name, c.dtype, v, hasAufs)
 			if want == "!overlay" && got != "overlay2" && got != "overlayfs" && got != "" && ok && s.RC == 0 {
 				want = got
 			}
@@ -287,7 +291,7 @@ func checkVM(k Kernel, cmdline string, secs map[string]Section) (rows []string, 
 				check(c.name, "select (benchmark)", "bad json", "a select document")
 			default:
 				bench = d.Driver
-				check(c.name, "select (benchmark, Docker "+d.DockerVersion+")", d.Driver, selectWant(c.name, c.dtype, d.DockerVersion))
+				check(c.name, "select (benchmark, Docker "+d.DockerVersion+")", d.Driver, selectWant(c.name, c.dtype, d.DockerVersion, hasAufs))
 			}
 		}
 		row = append(row, bench)
