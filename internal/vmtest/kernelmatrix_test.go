@@ -96,6 +96,8 @@ FS=$(cat /tmp/fslist)
 # Without --load-modules first: nothing has loaded overlay yet.
 for fs in $FS; do run probe-$fs graphprobe probe --format json --data-root /mnt/$fs/docker; done
 for fs in $FS; do run probe-load-$fs graphprobe probe --load-modules --format json --data-root /mnt/$fs/docker; done
+# A fixture host of this kernel, as a user would capture it.
+run capture sh -c 'graphprobe capture --data-root /mnt/ext4/docker /tmp/capture.tar.gz >/dev/null && base64 /tmp/capture.tar.gz'
 for fs in $FS; do
 	for v in %s; do
 		mkdir -p /tmp/cfg-$fs-$v
@@ -223,6 +225,9 @@ func TestKernelMatrix(t *testing.T) {
 				os.WriteFile(filepath.Join(d, n+".json"), []byte(s.Stdout), 0o644)
 				os.WriteFile(filepath.Join(d, n+".err"), []byte(fmt.Sprintf("rc=%d\n%s", s.RC, s.Stderr)), 0o644)
 			}
+		}
+		if o.boot.cmdline == "" {
+			checkCapture(t, o.k, secs)
 		}
 		rows, n, errs := checkVM(o.k, o.boot.cmdline, secs)
 		checked += n
