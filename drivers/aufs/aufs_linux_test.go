@@ -735,3 +735,46 @@ func TestRealKernelMountOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenDockerLayers opens, with graphprobe's driver, the layers a real
+// dockerd 20.10 made with storage-driver aufs: every layer mounts, and the
+// imported image's file shows through the container's layer. It runs where
+// GRAPHPROBE_AUFS_DOCKER_HOME names such a home (the aufs kernel's VM).
+func TestOpenDockerLayers(t *testing.T) {
+	home := os.Getenv("GRAPHPROBE_AUFS_DOCKER_HOME")
+	if home == "" {
+		t.Skip("GRAPHPROBE_AUFS_DOCKER_HOME not set: no layers of a real dockerd here")
+	}
+	testutil.RequiresRoot(t)
+	dd, err := Init(home, drivers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dd.(*Driver)
+	defer d.Cleanup()
+	entries, err := os.ReadDir(filepath.Join(home, "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, e := range entries {
+		id := e.Name()
+		if !d.Exists(id) {
+			t.Errorf("layer %s listed in layers/ but not found by the driver", id)
+			continue
+		}
+		mnt, err := d.Get(id)
+		if err != nil {
+			t.Errorf("Get(%s): %v", id, err)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(mnt, "bin", "busybox")); err == nil {
+			found++
+		}
+		must(t, d.Put(id))
+	}
+	t.Logf("%d dockerd layers opened, %d show the imported bin/busybox", len(entries), found)
+	if len(entries) < 2 || found < 2 {
+		t.Errorf("want the image layer and the container's layers with bin/busybox; got %d layers, %d with it", len(entries), found)
+	}
+}
