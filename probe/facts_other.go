@@ -95,14 +95,18 @@ func (p *prober) fuseOverlayfsFact() Fact {
 	} else {
 		missing = append(missing, "/dev/fuse is missing")
 	}
-	if bin, ok := p.h.LookPath("fuse-overlayfs"); ok {
+	where := "dockerd's PATH"
+	if p.opts.DockerdPathFrom != "" {
+		where += " (set in " + p.opts.DockerdPathFrom + ")"
+	}
+	if bin, ok := p.lookDockerdPath("fuse-overlayfs"); ok {
 		desc := bin
 		if p.fuseVersion != "" {
 			desc += " " + p.fuseVersion
 		}
-		have = append(have, desc)
+		have = append(have, desc+" on "+where)
 	} else {
-		missing = append(missing, "no fuse-overlayfs binary")
+		missing = append(missing, "no fuse-overlayfs binary on "+where+": "+strings.Join(p.dockerdPath(), ":"))
 	}
 	if !state.Available() && state != ModuleUnknown {
 		missing = append(missing, "fuse: "+evidence)

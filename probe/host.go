@@ -119,9 +119,20 @@ func (h *Host) ReadDir(p string) ([]fs.DirEntry, error) {
 	return os.ReadDir(h.Path(p))
 }
 
+// DefaultPath is the PATH a service manager gives a unit that sets none,
+// and the one a root shell searches.
+var DefaultPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
 // LookPath finds a binary in the directories a root shell searches.
-func (h *Host) LookPath(name string) (string, bool) {
-	for _, dir := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+func (h *Host) LookPath(name string) (string, bool) { return h.LookPathIn(DefaultPath, name) }
+
+// LookPathIn finds a binary in dirs, in order; relative entries are
+// skipped, as a service's lookup does.
+func (h *Host) LookPathIn(dirs []string, name string) (string, bool) {
+	for _, dir := range dirs {
+		if !path.IsAbs(dir) {
+			continue
+		}
 		p := path.Join(dir, name)
 		st, err := h.statFollow(p)
 		if err == nil && st.Mode().IsRegular() && (!h.Live() || st.Mode().Perm()&0o111 != 0) {

@@ -109,7 +109,7 @@ func TestLiveDataRootExists(t *testing.T) {
 	testutil.RequiresRoot(t)
 	fs := testutil.NewFS(t, testutil.Ext4, 0)
 	dataRoot := filepath.Join(fs.Dir, "docker")
-	for _, d := range []string{"overlay2/l", "vfs/dir/abc", "aufs"} {
+	for _, d := range []string{"overlay2/l", "vfs/dir/abc", "aufs", "btrfs/subvolumes"} {
 		if err := os.MkdirAll(filepath.Join(dataRoot, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -121,9 +121,22 @@ func TestLiveDataRootExists(t *testing.T) {
 	if !r.DataRoot.Exists || r.DataRoot.ProbedPath != dataRoot {
 		t.Errorf("exists %v probed %s", r.DataRoot.Exists, r.DataRoot.ProbedPath)
 	}
-	// overlay2 holds l/ (non-empty); vfs never counts; aufs is empty.
-	if !reflect.DeepEqual(r.PriorDrivers, []string{"overlay2"}) {
-		t.Errorf("prior drivers = %v, want [overlay2]", r.PriorDrivers)
+	// overlay2 and btrfs are non-empty, as dockerd counts; vfs holds a
+	// layer in dir/, which dockerd skips but the probe reports (another
+	// driver would hide it); aufs is empty.
+	if !reflect.DeepEqual(r.PriorDrivers, []string{"btrfs", "overlay2", "vfs"}) {
+		t.Errorf("prior drivers = %v, want [btrfs overlay2 vfs]", r.PriorDrivers)
+	}
+	// vfs/dir without layers is no data.
+	if err := os.Remove(filepath.Join(dataRoot, "vfs", "dir", "abc")); err != nil {
+		t.Fatal(err)
+	}
+	r, err = probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.PriorDrivers, []string{"btrfs", "overlay2"}) {
+		t.Errorf("prior drivers with an empty vfs/dir = %v, want [btrfs overlay2]", r.PriorDrivers)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -54,6 +55,13 @@ type Options struct {
 	DockerSocket string
 	// Euid overrides the effective uid for tests (-1: the real one).
 	Euid *int
+	// DockerdPath is the PATH dockerd runs with, where it finds
+	// fuse-overlayfs: the docker unit's Environment=PATH (DockerdPathFrom
+	// names where it is set). Empty: on the live host this process's PATH
+	// (a unit of the same service manager gets the same default), in a
+	// fixture the default PATH.
+	DockerdPath     []string
+	DockerdPathFrom string
 }
 
 // ExecFunc runs name with args and returns its combined output.
@@ -172,7 +180,7 @@ func (p *prober) run() {
 		defer close(dockerDone)
 		p.readDocker()
 		if p.h.Live() {
-			if bin, ok := p.h.LookPath("fuse-overlayfs"); ok {
+			if bin, ok := p.lookDockerdPath("fuse-overlayfs"); ok {
 				p.fuseVersion = p.fuseOverlayfsVersion(bin)
 			}
 		}
@@ -185,6 +193,24 @@ func (p *prober) run() {
 	p.otherFacts()
 	p.readPriorDrivers()
 	sort.Strings(r.Warnings)
+}
+
+// lookDockerdPath finds a program the way dockerd will: on the PATH it runs
+// with.
+func (p *prober) lookDockerdPath(name string) (string, bool) {
+	return p.h.LookPathIn(p.dockerdPath(), name)
+}
+
+func (p *prober) dockerdPath() []string {
+	if len(p.opts.DockerdPath) > 0 {
+		return p.opts.DockerdPath
+	}
+	if p.h.Live() {
+		if env := os.Getenv("PATH"); env != "" {
+			return filepath.SplitList(env)
+		}
+	}
+	return DefaultPath
 }
 
 func (p *prober) readCapture() {
@@ -481,8 +507,15 @@ func (p *prober) readPriorDrivers() {
 			p.r.PriorDrivers = append(p.r.PriorDrivers, d)
 		}
 	}
+	// vfs keeps its layers in vfs/dir, which dockerd makes as soon as it
+	// starts vfs: only layers there are data.
+	if entries, err := p.h.ReadDir(path.Join(dr, "vfs", "dir")); err == nil && len(entries) > 0 {
+		p.r.PriorDrivers = append(p.r.PriorDrivers, "vfs")
+	}
 }
 
-// PriorDriverNames are the driver dirs dockerd looks at for prior state;
-// vfs is left out, as dockerd leaves it out.
+// PriorDriverNames are the driver dirs dockerd looks at for prior state.
+// dockerd leaves vfs out and so silently hides vfs images when it picks
+// another driver; the probe reports vfs data too (readPriorDrivers) so
+// that the decision can refuse that.
 var PriorDriverNames = []string{"aufs", "btrfs", "devicemapper", "fuse-overlayfs", "overlay", "overlay2", "zfs"}

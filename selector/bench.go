@@ -578,18 +578,20 @@ func summarize(name, unit string, samples []float64) BenchResult {
 // ErrNoSpace stops a benchmark on a filesystem too small for it.
 var ErrNoSpace = errors.New("not enough free space for the benchmark")
 
-// freeSpace is the free bytes and inodes of the filesystem holding dir.
+// freeSpace is the free bytes and inodes of the filesystem holding dir. A
+// filesystem that allocates inodes as it goes (btrfs) reports 0 total and
+// 0 free: it has no inode limit, and freeSpace says so with the largest
+// count.
 func freeSpace(dir string) (bytes, inodes uint64, err error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
+	inodes = st.Ffree
 	if st.Files == 0 {
-		// btrfs has no fixed inode table and reports 0 total, 0 free:
-		// no limit, not none left.
-		return st.Bavail * uint64(st.Bsize), math.MaxUint64, nil
+		inodes = math.MaxUint64
 	}
-	return st.Bavail * uint64(st.Bsize), st.Ffree, nil
+	return st.Bavail * uint64(st.Bsize), inodes, nil
 }
 
 // benchLine formats a result as a Go benchmark line that benchstat reads.

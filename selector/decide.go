@@ -227,7 +227,36 @@ func order(dv DockerVersion, policy []string) []string {
 }
 
 func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) {
-	priorList := append([]string(nil), r.PriorDrivers...)
+	d.chooseDriver(r, opts, prior)
+	d.refuseHiddenVfs(r, opts, prior)
+}
+
+// refuseHiddenVfs stops a choice that would hide vfs images: dockerd never
+// counts vfs data as prior state, so with any other driver they silently
+// vanish from docker images.
+func (d *Decision) refuseHiddenVfs(r *probe.Report, opts Options, prior map[string]bool) {
+	if !prior["vfs"] || d.Driver == "" || d.Driver == "vfs" || d.Refusal != nil {
+		return
+	}
+	dir := r.DataRoot.Path + "/vfs"
+	if opts.Force {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("--force: the images and containers under %s stay on disk but are hidden while %s is in use", dir, d.Driver))
+		return
+	}
+	d.Refusal = &Refusal{Kind: "prior-state",
+		Message: fmt.Sprintf("%s holds images and containers, which dockerd skips when it picks a driver: with %s (%s) they would vanish from docker images", dir, d.Driver, d.Reason),
+		Hint:    "keep them: rerun with --driver vfs; or move to " + d.Driver + ": docker save the images you need, rerun with --force, then docker load them"}
+	d.Driver, d.FromOrder = "", false
+}
+
+func (d *Decision) chooseDriver(r *probe.Report, opts Options, prior map[string]bool) {
+	// vfs data is not prior state to dockerd (refuseHiddenVfs).
+	var priorList []string
+	for _, p := range r.PriorDrivers {
+		if p != "vfs" {
+			priorList = append(priorList, p)
+		}
+	}
 	sort.Strings(priorList)
 	dataRoot := r.DataRoot.Path
 
@@ -361,6 +390,33 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 	}
 	d.ImageStore, d.SetContainerdSnapshotter = imageStore(d.DockerVersion, d.Driver, len(r.PriorDrivers) > 0, opts)
 	d.StorageDriver = d.Driver
+	if d.ImageStore == StoreContainerd && Snapshotter(d.Driver) != "" && r.Fact(probe.FactDType).No() {
+		// Seen with dockerd 29.7.2: on a data-root without d_type the
+		// containerd store does not start, whatever the snapshotter
+		// ("error initializing buildkit: ... unknown service
+		// containerd.services.leases.v1.Leases"); the graph drivers run.
+		why := fmt.Sprintf("the containerd image store cannot start on a %s data-root without d_type (dockerd %s fails: \"error initializing buildkit\")", r.DataRoot.Filesystem, d.DockerVersion)
+		if explicitContainerdStore(opts) {
+			d.Reason = why + "; the containerd store was asked for (" + containerdStoreSource(opts) + ")"
+			d.Driver, d.StorageDriver, d.FromOrder = "", "", false
+			return
+		}
+		d.Reason += "; graph-driver mode: " + why
+		d.ImageStore, d.SetContainerdSnapshotter = StoreGraphDriver, nil
+	}
+	if d.ImageStore == StoreContainerd && !opts.Force {
+		var graphData []string
+		for _, p := range r.PriorDrivers {
+			graphData = append(graphData, r.DataRoot.Path+"/"+p)
+		}
+		if len(graphData) > 0 {
+			d.Refusal = &Refusal{Kind: "prior-state",
+				Message: fmt.Sprintf("the containerd image store is on (%s), and %s holds images and containers of the graph-driver store: they would vanish from docker images", containerdStoreSource(opts), strings.Join(graphData, ", ")),
+				Hint:    "keep them: set features.containerd-snapshotter to false (or remove it); or migrate: docker save the images you need, then rerun with --force and docker load them (Docker 29 can also migrate with features.containerd-migration)"}
+			d.Driver, d.StorageDriver, d.FromOrder = "", "", false
+			return
+		}
+	}
 	if d.ImageStore == StoreContainerd {
 		snap := Snapshotter(d.Driver)
 		if snap == "" {
@@ -383,6 +439,44 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 		// reading the name as a snapshotter.
 		d.SetContainerdSnapshotter = boolPtr(false)
 	}
+	d.noteOwnChoice(r, opts)
+}
+
+// explicitContainerdStore reports whether the containerd store was asked
+// for, rather than being the release's default.
+func explicitContainerdStore(opts Options) bool {
+	feat := opts.Configured.ContainerdSnapshotter
+	return opts.ImageStore == StoreContainerd || (feat != nil && *feat)
+}
+
+// containerdStoreSource says who switched the containerd store on.
+func containerdStoreSource(opts Options) string {
+	switch feat := opts.Configured.ContainerdSnapshotter; {
+	case opts.ImageStore == StoreContainerd:
+		return "asked for with --image-store or the policy's imageStore"
+	case feat != nil && *feat:
+		return "features.containerd-snapshotter is true in daemon.json"
+	}
+	return "the release's default"
+}
+
+// noteOwnChoice says why the decision differs from what dockerd 29+ does
+// with no storage-driver on a fresh data-root: the overlayfs snapshotter,
+// which it starts without checking the data-root. Where overlay cannot
+// run there (no d_type, a data-root on overlayfs) that choice fails to
+// start or to import an image.
+func (d *Decision) noteOwnChoice(r *probe.Report, opts Options) {
+	if !d.DockerVersion.ContainerdStoreDefault() || len(r.PriorDrivers) > 0 || opts.Configured.ContainerdSnapshotter != nil {
+		return
+	}
+	if d.ImageStore == StoreContainerd && d.StorageDriver == "overlayfs" {
+		return
+	}
+	ov := d.Candidate("overlay2")
+	if ov == nil || ov.Eligible {
+		return
+	}
+	d.Reason += fmt.Sprintf("; dockerd %s on its own would use the overlayfs snapshotter, which fails here: %s", d.DockerVersion, joinReasons(ov.Reasons))
 }
 
 // imageStore decides graph driver or containerd store, following dockerd

@@ -106,7 +106,14 @@ func TestDecide(t *testing.T) {
 		{name: "centos 7.2 xfs ftype=0 falls to devicemapper", host: centos72, docker: "19.03.15", driver: "devicemapper"},
 		{name: "dind on overlayfs, 20.10 uses fuse-overlayfs", host: dind, docker: "20.10.24", driver: "fuse-overlayfs"},
 		{name: "dind on overlayfs without fuse, 20.10 falls to vfs", host: with(dind, func(h *host) { h.fuse = false }), docker: "20.10.24", driver: "vfs"},
-		{name: "dind on overlayfs, 29 fuse-overlayfs snapshotter", host: dind, docker: "29.0.0", driver: "fuse-overlayfs", written: "fuse-overlayfs", store: StoreContainerd},
+		{name: "dind on overlayfs, 29 runs the fuse-overlayfs graph driver", host: dind, docker: "29.0.0", driver: "fuse-overlayfs", written: "fuse-overlayfs", store: StoreGraphDriver, reason: "overlayfs snapshotter, which fails here"},
+		{name: "dind on overlayfs without fuse, 29 uses the native snapshotter", host: with(dind, func(h *host) { h.fuse = false }), docker: "29.0.0", driver: "vfs", written: "native", store: StoreContainerd},
+		{name: "no d_type, 29 keeps vfs in graph-driver mode", host: noDType, docker: "29.0.0", driver: "vfs", written: "vfs", store: StoreGraphDriver, reason: "containerd image store cannot start"},
+		{name: "no d_type, containerd store asked for", host: noDType, docker: "29.0.0", opts: Options{ImageStore: StoreContainerd}, reason: "was asked for"},
+		{name: "prior vfs data would be hidden", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", refusal: "prior-state"},
+		{name: "prior vfs data, vfs chosen", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Options{Driver: "vfs"}, driver: "vfs"},
+		{name: "prior vfs data, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Options{Force: true}, driver: "overlay2"},
+		{name: "containerd store switched on over overlay2 data", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "28.5.2", opts: Options{Configured: Configured{ContainerdSnapshotter: boolPtr(true)}}, refusal: "prior-state"},
 		{name: "no d_type, 25 falls to vfs", host: noDType, docker: "25.0.3", driver: "vfs"},
 		{name: "prior aufs after the module went", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", refusal: "prior-state"},
 		{name: "prior aufs, forced", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", opts: Options{Force: true}, driver: "overlay2"},
@@ -168,21 +175,19 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideContainerdFeature(t *testing.T) {
-	// fuse-overlayfs as a graph driver on 29 needs
-	// features.containerd-snapshotter=false, or dockerd reads the name as a
-	// snapshotter.
+	// dockerd 29 reads the name of a graph driver it has (fuse-overlayfs,
+	// btrfs, zfs, overlay2, vfs) as that graph driver: no feature key is
+	// needed, and none is written.
 	d := Decide(with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }).report(), MustDockerVersion("29.0.0"), Options{})
 	if d.Driver != "fuse-overlayfs" || d.ImageStore != StoreGraphDriver {
 		t.Fatalf("driver %q store %q", d.Driver, d.ImageStore)
 	}
-	if d.SetContainerdSnapshotter == nil || *d.SetContainerdSnapshotter {
-		t.Fatalf("SetContainerdSnapshotter = %v, want false", d.SetContainerdSnapshotter)
+	if d.SetContainerdSnapshotter != nil {
+		t.Fatalf("SetContainerdSnapshotter = %v, want unset", *d.SetContainerdSnapshotter)
 	}
-	// btrfs as a snapshotter needs the feature set to true: the bare name
-	// means the graph driver to dockerd 29.
-	d = Decide(btrfsRoot.report(), MustDockerVersion("29.0.0"), Options{Priority: []string{"btrfs"}, ImageStore: StoreContainerd})
-	if d.StorageDriver != "btrfs" || d.ImageStore != StoreContainerd || d.SetContainerdSnapshotter == nil || !*d.SetContainerdSnapshotter {
-		t.Fatalf("btrfs snapshotter: %+v", d)
+	d = Decide(btrfsRoot.report(), MustDockerVersion("29.0.0"), Options{Priority: []string{"btrfs"}})
+	if d.StorageDriver != "btrfs" || d.ImageStore != StoreGraphDriver || d.SetContainerdSnapshotter != nil {
+		t.Fatalf("btrfs: %+v", d)
 	}
 	// overlay2 in the containerd store on 29: "overlayfs" alone does it.
 	d = Decide(modernExt4.report(), MustDockerVersion("29.0.0"), Options{})

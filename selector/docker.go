@@ -160,25 +160,31 @@ func (v DockerVersion) OverrideKernelCheckHonoured() bool {
 }
 
 // Snapshotter maps a graph driver to the containerd snapshotter that takes
-// its place in the containerd image store.
+// its place in the containerd image store: only overlayfs and native can
+// be named in storage-driver, since dockerd 29 reads the names it also
+// has as graph drivers (fuse-overlayfs, btrfs, zfs) as those graph
+// drivers (seen with 29.7.2: "fuse-overlayfs" and "btrfs" run the graph
+// drivers).
 func Snapshotter(driver string) string {
 	switch driver {
 	case "overlay2", "overlay":
 		return "overlayfs"
 	case "vfs":
 		return "native"
-	case "fuse-overlayfs", "btrfs", "zfs":
-		return driver
 	}
 	return ""
 }
 
 // ForcesGraphDriverMode reports whether a storage-driver value puts dockerd
 // 29+ into graph-driver mode on its own (when features.containerd-snapshotter
-// is not set): dockerd treats vfs, overlay2 and btrfs as graph drivers and
-// every other name as a containerd snapshotter.
+// is not set): every name of a graph driver it still has does; every
+// other name is a containerd snapshotter.
 func ForcesGraphDriverMode(name string) bool {
-	return name == "vfs" || name == "overlay2" || name == "btrfs"
+	switch name {
+	case "vfs", "overlay2", "btrfs", "fuse-overlayfs", "zfs":
+		return true
+	}
+	return false
 }
 
 // GraphDriverFor maps a storage-driver value back to the graph driver whose

@@ -26,6 +26,8 @@ type Request struct {
 	// Config is the daemon.json, already opened and parsed.
 	ConfigFile *daemonjson.File
 	Config     *daemonjson.Document
+	// Flags is how the host starts dockerd; nil scans the host for it.
+	Flags *dockerflags.Report
 	// DockerVersion is the target release; Source says where it came from
 	// ("flag", "dockerd", "newest-known").
 	DockerVersion       DockerVersion
@@ -45,6 +47,11 @@ type Request struct {
 	BenchDrivers []string
 	Progress     io.Writer
 	Exec         probe.ExecFunc
+
+	// Proven says Report comes from a proof record that still holds
+	// (selector/state): the live host is decided on it without
+	// initialising or benchmarking the driver again.
+	Proven bool
 }
 
 // Result is the select (and bench) document.
@@ -161,9 +168,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		if root == "" {
 			root = "/"
 		}
-		fl, err := dockerflags.Scan(root)
-		if err != nil {
-			return nil, err
+		fl := req.Flags
+		if fl == nil {
+			var err error
+			if fl, err = dockerflags.Scan(root); err != nil {
+				return nil, err
+			}
 		}
 		res.DockerFlags = fl.Findings
 		res.Warnings = append(res.Warnings, fl.Warnings...)
@@ -177,7 +187,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 
 	d := Decide(r, req.DockerVersion, opts)
 	var prove *ProveResult
-	live := r.Mode == "live"
+	live := r.Mode == "live" && !req.Proven
 	bench := req.Bench
 	if bench == "" {
 		bench = BenchQuick

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -18,24 +20,63 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CacheEnv names the directory of the unpacked engine, overriding the
-// default under the user's cache directory.
+// CacheEnv names the directory that holds every unpacked engine, overriding
+// the default under the user's cache directory.
 const CacheEnv = "GRAPHPROBE_DOCKER_CACHE"
 
-// WantVersion is the engine release the harness and the end-to-end tests
-// are written for: the cache is refused when apt hands out another one,
-// because the tests assert 20.10's priority list and messages.
-const WantVersion = "20.10"
+// OracleEnv names the xz-compressed dockerd 29 binary, overriding the one
+// in the shared oracles directory beside the repository.
+const OracleEnv = "GRAPHPROBE_DOCKERD29"
 
-// Packages are the Debian packages unpacked into the cache. Beyond the
-// engine, containerd and runc: tini provides docker-init (for --init), and
-// libdevmapper1.02.1 and libudev1 are the shared libraries dockerd links
-// against that a minimal system may lack (used only when the host has none).
-var Packages = []string{"docker.io", "containerd", "runc", "tini", "libdevmapper1.02.1", "libudev1"}
+// Release is one Docker engine release the end-to-end tests run: Debian's
+// packages of one suite, unpacked, and for a release no suite ships yet a
+// dockerd built from moby's tag that takes the place of the suite's.
+type Release struct {
+	// Name is the release line, which names the subtests ("20.10").
+	Name string
+	// Suite is the Debian suite whose packages are unpacked.
+	Suite string
+	// Packages are the Debian packages unpacked into the release's tree.
+	// Beyond the engine, containerd and runc: tini provides docker-init,
+	// and the libraries are those dockerd links against that a minimal
+	// system may lack (used only when the host has none).
+	Packages []string
+	// Dockerd, when set, is the xz-compressed dockerd that replaces the
+	// suite's (see DockerdPath).
+	Dockerd string
+}
+
+// Releases are the engines every end-to-end test runs against, oldest
+// first. Their priority lists and image stores differ most where users
+// upgrade: 20.10 still has aufs and overlay, 26 and 28 only the graph
+// drivers of 25+, 29 uses the containerd image store by default.
+var Releases = []Release{
+	{Name: "20.10", Suite: "bookworm", Packages: []string{"docker.io", "containerd", "runc", "tini", "libdevmapper1.02.1", "libudev1"}},
+	{Name: "26.1", Suite: "trixie", Packages: []string{"docker.io", "docker-cli", "containerd", "runc", "tini"}},
+	{Name: "28.5", Suite: "sid", Packages: []string{"docker.io", "docker-cli", "containerd", "runc", "tini"}},
+	{Name: "29.7", Suite: "sid", Packages: []string{"docker.io", "docker-cli", "containerd", "runc", "tini"}, Dockerd: "dockerd-29.7.2.xz"},
+}
+
+// glibcPackages are unpacked beside a release's tree when one of its
+// programs needs a newer C library than the host's: they run through that
+// tree's dynamic loader.
+var glibcPackages = []string{"libc6", "libseccomp2", "libgcc-s1"}
+
+// ReleaseNamed returns the release of that name.
+func ReleaseNamed(name string) (Release, bool) {
+	for _, r := range Releases {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Release{}, false
+}
 
 // Cache is an unpacked engine.
 type Cache struct {
-	// Dir holds the cache: debs/, root/, the lock and the ready stamp.
+	Release Release
+	// Dir holds the release's cache: debs/, root/, glibc/, wrap/, the
+	// ready stamp.
 	Dir string
 	// Root is the unpacked tree (root/usr/sbin/dockerd, ...).
 	Root string
@@ -46,7 +87,21 @@ type Cache struct {
 	LibPath string
 }
 
-// Bin returns the path of a program in the unpacked tree.
+// Semver is the engine's version as graphprobe spells it ("28.5.2").
+func (c *Cache) Semver() string {
+	f := strings.Fields(strings.TrimPrefix(c.Version, "Docker version "))
+	if len(f) == 0 {
+		return ""
+	}
+	v := strings.TrimSuffix(f[0], ",")
+	if i := strings.IndexAny(v, "+~-"); i >= 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+// Bin returns the path of a program of the engine: its wrapper when it
+// needs the release's own C library, else the unpacked binary.
 func (c *Cache) Bin(name string) string {
 	for _, d := range c.BinDirs() {
 		p := filepath.Join(d, name)
@@ -61,20 +116,41 @@ func (c *Cache) Bin(name string) string {
 // containerd, containerd-shim-runc-v2, runc, docker-init and docker-proxy
 // there.
 func (c *Cache) BinDirs() []string {
-	return []string{filepath.Join(c.Root, "usr", "bin"), filepath.Join(c.Root, "usr", "sbin")}
+	return []string{filepath.Join(c.Dir, "wrap"), filepath.Join(c.Root, "usr", "bin"), filepath.Join(c.Root, "usr", "sbin")}
 }
 
-// DefaultCacheDir is where the cache lives when CacheEnv is unset: under the
-// user's cache directory, or /var/cache when there is none (root without
-// HOME in a service).
+// DefaultCacheDir is where the engines live when CacheEnv is unset: under
+// the user's cache directory, or /var/cache when there is none (root
+// without HOME in a service).
 func DefaultCacheDir() string {
 	if d := os.Getenv(CacheEnv); d != "" {
 		return d
 	}
 	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "graphprobe", "docker-"+WantVersion)
+		return filepath.Join(d, "graphprobe", "engines")
 	}
-	return filepath.Join("/var/cache/graphprobe-test", "docker-"+WantVersion)
+	return "/var/cache/graphprobe-test/engines"
+}
+
+// DockerdPath is where the dockerd of a release that replaces the suite's
+// is read from: OracleEnv, else the shared oracles directory that sits
+// beside the repository.
+func DockerdPath(r Release) (string, error) {
+	if p := os.Getenv(OracleEnv); p != "" {
+		return p, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "..", "shared", "oracles", r.Dockerd), nil
+		}
+		if dir == filepath.Dir(dir) {
+			return "", fmt.Errorf("find %s: no go.mod above %s; set %s", r.Dockerd, wd, OracleEnv)
+		}
+	}
 }
 
 var (
@@ -82,23 +158,42 @@ var (
 	ensured  = map[string]*Cache{}
 )
 
-// Ensure returns the engine cache, filling it on first use. It skips the
-// test when the engine cannot be had here (not root, no apt-get, no route
-// to Debian's archive and no cache yet), and fails it instead under
-// GRAPHPROBE_REQUIRE_ROOT=1, where a skip would hide a broken setup.
-func Ensure(t testing.TB) *Cache {
+// Ensure returns the 20.10 engine, the one the single-release tests are
+// written for.
+func Ensure(t testing.TB) *Cache { return EnsureRelease(t, "20.10") }
+
+// EnsureAll returns every release's engine, oldest first.
+func EnsureAll(t testing.TB) []*Cache {
+	t.Helper()
+	var out []*Cache
+	for _, r := range Releases {
+		out = append(out, EnsureRelease(t, r.Name))
+	}
+	return out
+}
+
+// EnsureRelease returns a release's engine, filling its cache on first
+// use. It skips the test when the engine cannot be had here (not root, no
+// apt-get, no route to Debian's archive and no cache yet), and fails it
+// instead under GRAPHPROBE_REQUIRE_ROOT=1, where a skip would hide a broken
+// setup.
+func EnsureRelease(t testing.TB, name string) *Cache {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	dir := DefaultCacheDir()
+	rel, ok := ReleaseNamed(name)
+	if !ok {
+		t.Fatalf("no engine release %q", name)
+	}
+	base := DefaultCacheDir()
 	ensureMu.Lock()
 	defer ensureMu.Unlock()
-	if c, ok := ensured[dir]; ok {
+	if c, ok := ensured[rel.Name]; ok {
 		return c
 	}
 	var log bytes.Buffer
-	c, err := Fill(context.Background(), dir, &log)
+	c, err := Fill(context.Background(), base, rel, &log)
 	if err != nil {
-		msg := fmt.Sprintf("docker engine cache %s unavailable: %v", dir, err)
+		msg := fmt.Sprintf("docker %s engine cache under %s unavailable: %v", rel.Name, base, err)
 		if out := strings.TrimSpace(log.String()); out != "" {
 			msg += "\n" + tail(out, 4000)
 		}
@@ -107,30 +202,31 @@ func Ensure(t testing.TB) *Cache {
 		}
 		t.Skip(msg)
 	}
-	ensured[dir] = c
+	ensured[rel.Name] = c
 	return c
 }
 
-// Fill makes dir a ready cache, or checks that it already is one. It is
-// idempotent and safe to run from several processes at once: the work is
-// done under an exclusive lock on dir/.lock and the unpacked tree is
-// renamed into place only once complete. Progress and command output go to
-// log.
-func Fill(ctx context.Context, dir string, log io.Writer) (*Cache, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// Fill makes base/<release> a ready cache, or checks that it already is
+// one. It is idempotent and safe to run from several processes at once:
+// the work is done under an exclusive lock on base/.lock and each tree is
+// renamed into place only once complete. Progress and command output go
+// to log.
+func Fill(ctx context.Context, base string, rel Release, log io.Writer) (*Cache, error) {
+	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache dir: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(base, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open cache lock: %w", err)
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock cache %s: %w", dir, err)
+		return nil, fmt.Errorf("lock cache %s: %w", base, err)
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 
-	c := &Cache{Dir: dir, Root: filepath.Join(dir, "root")}
+	dir := filepath.Join(base, rel.Name)
+	c := &Cache{Release: rel, Dir: dir, Root: filepath.Join(dir, "root")}
 	if stamp, err := os.ReadFile(filepath.Join(dir, "ready")); err == nil {
 		if err := c.verify(ctx); err == nil {
 			return c, nil
@@ -138,15 +234,27 @@ func Fill(ctx context.Context, dir string, log io.Writer) (*Cache, error) {
 			fmt.Fprintf(log, "cache stamped %q but unusable (%v): rebuilding\n", strings.TrimSpace(string(stamp)), err)
 		}
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create cache dir: %w", err)
+	}
 	os.Remove(filepath.Join(dir, "ready"))
 
+	apt := aptState{dir: filepath.Join(base, "apt")}
 	debs := filepath.Join(dir, "debs")
-	if !haveDebs(debs) {
-		if err := download(ctx, dir, log); err != nil {
+	if !haveDebs(debs, rel.Packages) {
+		if err := apt.download(ctx, rel.Suite, rel.Packages, debs, log); err != nil {
 			return nil, err
 		}
 	}
-	if err := unpack(ctx, dir, debs, log); err != nil {
+	if err := unpack(ctx, filepath.Join(dir, "root"), debs, rel.Packages, log); err != nil {
+		return nil, err
+	}
+	if rel.Dockerd != "" {
+		if err := replaceDockerd(ctx, c, rel, log); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.wrap(ctx, apt, log); err != nil {
 		return nil, err
 	}
 	if err := c.verify(ctx); err != nil {
@@ -158,9 +266,102 @@ func Fill(ctx context.Context, dir string, log io.Writer) (*Cache, error) {
 	return c, nil
 }
 
+// aptState is a private apt configuration: its own sources list (every
+// suite a release comes from), package lists and archive cache. The
+// system's apt state is never read for sources nor written.
+type aptState struct{ dir string }
+
+func (a aptState) options() []string {
+	return []string{
+		"-o", "Dir::Etc::sourcelist=" + filepath.Join(a.dir, "sources.list"),
+		"-o", "Dir::Etc::sourceparts=-",
+		"-o", "Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(a.dir, "cache"),
+		"-o", "APT::Get::List-Cleanup=0",
+		"-o", "Debug::NoLocking=1",
+	}
+}
+
+// prepare writes the sources list; update fetches the package lists once.
+func (a aptState) prepare(ctx context.Context, log io.Writer, refresh bool) error {
+	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
+		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
+			return fmt.Errorf("prepare apt state: %w", err)
+		}
+	}
+	suites := map[string]bool{}
+	for _, r := range Releases {
+		suites[r.Suite] = true
+	}
+	var names []string
+	for s := range suites {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	var list strings.Builder
+	for _, s := range names {
+		fmt.Fprintf(&list, "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n", s)
+	}
+	if err := os.WriteFile(filepath.Join(a.dir, "sources.list"), []byte(list.String()), 0o644); err != nil {
+		return fmt.Errorf("prepare apt state: %w", err)
+	}
+	fresh := false
+	if st, err := os.Stat(filepath.Join(a.dir, "updated")); err == nil && time.Since(st.ModTime()) < 24*time.Hour {
+		fresh = true
+	}
+	if fresh && !refresh {
+		return nil
+	}
+	if err := run(ctx, "", log, 10*time.Minute, "apt-get", append(a.options(), "update")...); err != nil {
+		return fmt.Errorf("update private package lists: %w", err)
+	}
+	return os.WriteFile(filepath.Join(a.dir, "updated"), nil, 0o644)
+}
+
+// download fetches pkgs of suite into dest through a scratch directory.
+// The lists are refreshed once when a download fails: a suite such as sid
+// replaces its versions often.
+func (a aptState) download(ctx context.Context, suite string, pkgs []string, dest string, log io.Writer) error {
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return fmt.Errorf("download %s: no apt-get on this system: %w", strings.Join(pkgs, " "), err)
+	}
+	if err := a.prepare(ctx, log, false); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dest), "debs-")
+	if err != nil {
+		return fmt.Errorf("download packages: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	args := append(a.options(), "download")
+	for _, p := range pkgs {
+		args = append(args, p+"/"+suite)
+	}
+	get := func() error { return run(ctx, tmp, log, 10*time.Minute, "apt-get", args...) }
+	if err := get(); err != nil {
+		fmt.Fprintf(log, "apt-get download failed (%v): refreshing the package lists\n", err)
+		if uerr := a.prepare(ctx, log, true); uerr != nil {
+			return fmt.Errorf("download packages: %w (%v)", err, uerr)
+		}
+		if err := get(); err != nil {
+			return fmt.Errorf("download packages: %w", err)
+		}
+	}
+	if !haveDebs(tmp, pkgs) {
+		return fmt.Errorf("download packages: apt-get left no single .deb for each of %s in %s", strings.Join(pkgs, " "), tmp)
+	}
+	if err := os.RemoveAll(dest); err != nil {
+		return fmt.Errorf("replace %s: %w", dest, err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return fmt.Errorf("move packages into %s: %w", dest, err)
+	}
+	return nil
+}
+
 // haveDebs reports whether a previous fill left every package's .deb.
-func haveDebs(debs string) bool {
-	for _, p := range Packages {
+func haveDebs(debs string, pkgs []string) bool {
+	for _, p := range pkgs {
 		m, _ := filepath.Glob(filepath.Join(debs, p+"_*.deb"))
 		if len(m) != 1 {
 			return false
@@ -169,53 +370,15 @@ func haveDebs(debs string) bool {
 	return true
 }
 
-// download fetches the packages into dir/debs through a scratch directory.
-// apt-get update is run only when the first try fails: the package lists
-// of a machine are usually fresh enough, and an update costs a round trip
-// to every configured archive.
-func download(ctx context.Context, dir string, log io.Writer) error {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return fmt.Errorf("download %s: no apt-get on this system: %w", strings.Join(Packages, " "), err)
-	}
-	tmp, err := os.MkdirTemp(dir, "debs-")
-	if err != nil {
-		return fmt.Errorf("download packages: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	get := func() error {
-		return run(ctx, tmp, log, 10*time.Minute, "apt-get", append([]string{"download"}, Packages...)...)
-	}
-	if err := get(); err != nil {
-		fmt.Fprintf(log, "apt-get download failed (%v): running apt-get update\n", err)
-		if uerr := run(ctx, "", log, 10*time.Minute, "apt-get", "update"); uerr != nil {
-			return fmt.Errorf("download packages: %w (apt-get update: %v)", err, uerr)
-		}
-		if err := get(); err != nil {
-			return fmt.Errorf("download packages: %w", err)
-		}
-	}
-	if !haveDebs(tmp) {
-		return fmt.Errorf("download packages: apt-get left no single .deb for each of %s in %s", strings.Join(Packages, " "), tmp)
-	}
-	debs := filepath.Join(dir, "debs")
-	if err := os.RemoveAll(debs); err != nil {
-		return fmt.Errorf("replace %s: %w", debs, err)
-	}
-	if err := os.Rename(tmp, debs); err != nil {
-		return fmt.Errorf("move packages into %s: %w", debs, err)
-	}
-	return nil
-}
-
-// unpack extracts every .deb into a scratch tree and renames it to
-// dir/root, so a crash mid-way never leaves a half tree that looks ready.
-func unpack(ctx context.Context, dir, debs string, log io.Writer) error {
-	tmp, err := os.MkdirTemp(dir, "root-")
+// unpack extracts every .deb into a scratch tree and renames it to root,
+// so a crash mid-way never leaves a half tree that looks ready.
+func unpack(ctx context.Context, root, debs string, pkgs []string, log io.Writer) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(root), "root-")
 	if err != nil {
 		return fmt.Errorf("unpack packages: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	for _, p := range Packages {
+	for _, p := range pkgs {
 		m, _ := filepath.Glob(filepath.Join(debs, p+"_*.deb"))
 		if len(m) != 1 {
 			return fmt.Errorf("unpack %s: want one .deb in %s, found %d", p, debs, len(m))
@@ -224,14 +387,20 @@ func unpack(ctx context.Context, dir, debs string, log io.Writer) error {
 			return fmt.Errorf("unpack %s: %w", m[0], err)
 		}
 	}
-	// Debian's dockerd looks for docker-init, which Debian ships as tini.
+	// Debian's dockerd looks for docker-init, which Debian ships as tini;
+	// a link to an absolute path would point out of the tree.
 	initPath := filepath.Join(tmp, "usr", "bin", "docker-init")
-	if _, err := os.Lstat(initPath); errors.Is(err, os.ErrNotExist) {
-		if err := os.Symlink("tini-static", initPath); err != nil {
-			return fmt.Errorf("link docker-init: %w", err)
+	if _, err := os.Stat(initPath); errors.Is(err, os.ErrNotExist) {
+		os.Remove(initPath)
+		for _, tini := range []string{"tini-static", "tini"} {
+			if _, err := os.Stat(filepath.Join(tmp, "usr", "bin", tini)); err == nil {
+				if err := os.Symlink(tini, initPath); err != nil {
+					return fmt.Errorf("link docker-init: %w", err)
+				}
+				break
+			}
 		}
 	}
-	root := filepath.Join(dir, "root")
 	if err := os.RemoveAll(root); err != nil {
 		return fmt.Errorf("replace %s: %w", root, err)
 	}
@@ -241,28 +410,116 @@ func unpack(ctx context.Context, dir, debs string, log io.Writer) error {
 	return nil
 }
 
+// replaceDockerd puts the release's own dockerd in place of the suite's.
+func replaceDockerd(ctx context.Context, c *Cache, rel Release, log io.Writer) error {
+	src, err := DockerdPath(rel)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("dockerd of %s: %w (set %s to the xz-compressed binary)", rel.Name, err, OracleEnv)
+	}
+	dst := filepath.Join(c.Root, "usr", "sbin", "dockerd")
+	tmp := dst + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return fmt.Errorf("dockerd of %s: %w", rel.Name, err)
+	}
+	cmd := exec.CommandContext(ctx, "xz", "-dc", src)
+	cmd.Stdout = f
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	fmt.Fprintf(log, "+ xz -dc %s > %s\n", src, dst)
+	err = cmd.Run()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("unpack %s: %w: %s", src, err, strings.TrimSpace(stderr.String()))
+	}
+	return os.Rename(tmp, dst)
+}
+
+// wrappedPrograms are the engine's programs that must run on this host.
+var wrappedPrograms = []string{"dockerd", "docker", "containerd", "containerd-shim-runc-v2", "runc", "docker-init"}
+
+// wrap makes a wrapper script for each program that cannot run with the
+// host's C library (trixie's and sid's runc need a newer glibc than
+// bookworm's): it runs the program through the loader of that suite's
+// libc6, unpacked beside the tree. The wrappers lead dockerd's PATH.
+func (c *Cache) wrap(ctx context.Context, apt aptState, log io.Writer) error {
+	wrapDir := filepath.Join(c.Dir, "wrap")
+	if err := os.RemoveAll(wrapDir); err != nil {
+		return fmt.Errorf("reset wrappers: %w", err)
+	}
+	var need []string
+	for _, name := range wrappedPrograms {
+		bin := c.Bin(name)
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("verify cache: %w", err)
+		}
+		if out, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput(); err != nil && bytes.Contains(out, []byte("GLIBC_")) {
+			need = append(need, name)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	glibc := filepath.Join(c.Dir, "glibc")
+	if _, err := os.Stat(filepath.Join(glibc, "usr", "lib64", "ld-linux-x86-64.so.2")); err != nil {
+		debs := filepath.Join(c.Dir, "glibc-debs")
+		if !haveDebs(debs, glibcPackages) {
+			if err := apt.download(ctx, c.Release.Suite, glibcPackages, debs, log); err != nil {
+				return err
+			}
+		}
+		if err := unpack(ctx, glibc, debs, glibcPackages, log); err != nil {
+			return err
+		}
+	}
+	if runtime.GOARCH != "amd64" {
+		return fmt.Errorf("wrap %v: only amd64 is supported", need)
+	}
+	loader := filepath.Join(glibc, "usr", "lib64", "ld-linux-x86-64.so.2")
+	libs := filepath.Join(glibc, "usr", "lib", "x86_64-linux-gnu") + ":" + filepath.Join(glibc, "lib", "x86_64-linux-gnu")
+	if err := os.MkdirAll(wrapDir, 0o755); err != nil {
+		return fmt.Errorf("make wrappers: %w", err)
+	}
+	for _, name := range need {
+		real := c.Bin(name)
+		script := fmt.Sprintf("#!/bin/sh\nexec %q --library-path %q %q \"$@\"\n", loader, libs, real)
+		if err := os.WriteFile(filepath.Join(wrapDir, name), []byte(script), 0o755); err != nil {
+			return fmt.Errorf("make wrappers: %w", err)
+		}
+		fmt.Fprintf(log, "%s needs %s's C library: wrapped\n", name, c.Release.Suite)
+	}
+	return nil
+}
+
 // verify checks that the unpacked dockerd runs and is the release the
-// tests are written for, and decides whether it needs the cache's copies
-// of its shared libraries.
+// cache is for, and decides whether it needs the cache's copies of its
+// shared libraries.
 func (c *Cache) verify(ctx context.Context) error {
-	for _, name := range []string{"dockerd", "docker", "containerd", "containerd-shim-runc-v2", "runc", "docker-init"} {
+	for _, name := range wrappedPrograms {
 		if _, err := os.Stat(c.Bin(name)); err != nil {
 			return fmt.Errorf("verify cache: %w", err)
 		}
 	}
 	c.LibPath = ""
-	if missingLibs(ctx, c.Bin("dockerd"), "") {
+	dockerd := c.Bin("dockerd")
+	if missingLibs(ctx, dockerd, "") {
 		var dirs []string
 		for _, pat := range []string{"lib/*-linux-gnu", "usr/lib/*-linux-gnu"} {
 			m, _ := filepath.Glob(filepath.Join(c.Root, pat))
 			dirs = append(dirs, m...)
 		}
 		c.LibPath = strings.Join(dirs, ":")
-		if missingLibs(ctx, c.Bin("dockerd"), c.LibPath) {
-			return fmt.Errorf("verify cache: %s has unresolved shared libraries even with %s (see ldd)", c.Bin("dockerd"), c.LibPath)
+		if missingLibs(ctx, dockerd, c.LibPath) {
+			return fmt.Errorf("verify cache: %s has unresolved shared libraries even with %s (see ldd)", dockerd, c.LibPath)
 		}
 	}
-	cmd := exec.CommandContext(ctx, c.Bin("dockerd"), "--version")
+	cmd := exec.CommandContext(ctx, dockerd, "--version")
 	if c.LibPath != "" {
 		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+c.LibPath)
 	}
@@ -271,8 +528,8 @@ func (c *Cache) verify(ctx context.Context) error {
 		return fmt.Errorf("verify cache: dockerd --version: %w: %s", err, bytes.TrimSpace(out))
 	}
 	c.Version = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-	if !strings.HasPrefix(c.Version, "Docker version "+WantVersion+".") {
-		return fmt.Errorf("verify cache: dockerd reports %q, the tests need %s (point %s at a cache of Debian 12's docker.io)", c.Version, WantVersion, CacheEnv)
+	if !strings.HasPrefix(c.Version, "Docker version "+c.Release.Name+".") {
+		return fmt.Errorf("verify cache: dockerd reports %q, the tests need %s (the %s suite moved on: update dockertest.Releases)", c.Version, c.Release.Name, c.Release.Suite)
 	}
 	return nil
 }
@@ -285,8 +542,9 @@ func missingLibs(ctx context.Context, bin, libPath string) bool {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		// A static binary makes ldd exit 1 ("not a dynamic executable"):
-		// nothing to resolve. Any other failure is left to --version.
+		// A static binary, or a wrapper script, makes ldd exit 1 ("not a
+		// dynamic executable"): nothing to resolve. Any other failure is
+		// left to --version.
 		return false
 	}
 	return bytes.Contains(out, []byte("not found"))

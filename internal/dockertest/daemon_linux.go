@@ -24,6 +24,8 @@ import (
 
 // Options configure a daemon.
 type Options struct {
+	// Cache is the engine to run (default: the 20.10 one, Ensure).
+	Cache *Cache
 	// DataRoot is dockerd's --data-root (default: a directory of the
 	// test's TempDir). It must not be under /run, which dockerd sees as a
 	// private tmpfs.
@@ -119,6 +121,17 @@ func Start(t testing.TB, opts Options) *Daemon {
 	return d
 }
 
+// TryStart starts dockerd and returns either the running daemon or, when
+// dockerd exited instead of answering, how it refused.
+func TryStart(t testing.TB, opts Options) (*Daemon, *Refusal) {
+	t.Helper()
+	d, ref := start(t, opts)
+	if ref != nil {
+		return nil, ref
+	}
+	return d, nil
+}
+
 // StartExpectFailure starts dockerd with a setup it is expected to refuse
 // and returns how it refused. It fails the test when dockerd starts.
 func StartExpectFailure(t testing.TB, opts Options) *Refusal {
@@ -137,7 +150,10 @@ func StartExpectFailure(t testing.TB, opts Options) *Refusal {
 
 func start(t testing.TB, opts Options) (*Daemon, *Refusal) {
 	t.Helper()
-	c := Ensure(t)
+	c := opts.Cache
+	if c == nil {
+		c = Ensure(t)
+	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 60 * time.Second
 	}
@@ -175,7 +191,7 @@ func start(t testing.TB, opts Options) (*Daemon, *Refusal) {
 			t.Fatalf("start dockerd: %v", err)
 		}
 	}
-	if d.ConfigFile, err = privateConfig(opts.ConfigFile, base); err != nil {
+	if d.ConfigFile, err = privateConfig(opts.ConfigFile, base, c.Release.Name == "20.10"); err != nil {
 		t.Fatalf("start dockerd: %v", err)
 	}
 	for _, m := range hostMountsUnder(d.DataRoot) {
@@ -205,9 +221,11 @@ func start(t testing.TB, opts Options) (*Daemon, *Refusal) {
 	}
 	defer logf.Close()
 
-	// sh puts a private tmpfs on /run in the new mount namespace, then
-	// becomes dockerd (same pid, same parent-death signal).
-	script := `"$0" -t tmpfs -o mode=0755,size=64m graphprobe-run /run && exec "$@"`
+	// sh puts a private tmpfs on /run (and on /etc/docker where the host
+	// has one) in the new mount namespace, then becomes dockerd (same pid,
+	// same parent-death signal).
+	script := `"$0" -t tmpfs -o mode=0755,size=64m graphprobe-run /run && ` +
+		`{ [ ! -d /etc/docker ] || "$0" -t tmpfs -o mode=0755,size=1m graphprobe-etc /etc/docker; } && exec "$@"`
 	d.cmd = exec.Command("/bin/sh", append([]string{"-c", script, mountBin, c.Bin("dockerd")}, args...)...)
 	d.cmd.Env = d.env()
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
@@ -370,10 +388,14 @@ outer:
 	return append(env, d.opts.Env...)
 }
 
-// privateConfig writes the daemon.json dockerd is given.
-func privateConfig(src, dir string) (string, error) {
+// privateConfig writes the daemon.json dockerd is given. keyPath: the
+// release still writes a trust key (20.10), which is sent to dir.
+func privateConfig(src, dir string, keyPath bool) (string, error) {
 	dst := filepath.Join(dir, "daemon.json")
-	keyPath := filepath.Join(dir, "key.json")
+	if src != "" && !keyPath {
+		// dockerd reads exactly the bytes under test.
+		return src, nil
+	}
 	cfg := map[string]any{}
 	if src != "" {
 		data, err := os.ReadFile(src)
@@ -384,8 +406,8 @@ func privateConfig(src, dir string) (string, error) {
 			return src, nil // dockerd refuses it before writing anything
 		}
 	}
-	if _, ok := cfg["deprecated-key-path"]; !ok {
-		cfg["deprecated-key-path"] = keyPath
+	if _, ok := cfg["deprecated-key-path"]; !ok && keyPath {
+		cfg["deprecated-key-path"] = filepath.Join(dir, "key.json")
 	}
 	data, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {

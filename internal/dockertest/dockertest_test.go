@@ -125,7 +125,7 @@ func TestPrivateConfig(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "in.json")
 	os.WriteFile(src, []byte(`{"storage-driver": "overlay2", "storage-opts": ["overlay2.bogus=1"]}`), 0o644)
-	got, err := privateConfig(src, dir)
+	got, err := privateConfig(src, dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestPrivateConfig(t *testing.T) {
 		}
 	}
 	os.WriteFile(src, []byte(`{"storage-driver": `), 0o644)
-	if got, err := privateConfig(src, dir); err != nil || got != src {
+	if got, err := privateConfig(src, dir, true); err != nil || got != src {
 		t.Errorf("malformed config: got %q, %v; want it passed as it is", got, err)
 	}
 }

@@ -59,7 +59,7 @@ _graphprobe() {
 		mapfile -t COMPREPLY < <(compgen -W "$releases" -- "$cur")
 		return 0
 		;;
-	--data-root | --root-prefix)
+	--data-root | --root-prefix | --state-dir)
 		compopt -o filenames 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
 		return 0
@@ -77,7 +77,7 @@ _graphprobe() {
 	local flags
 	case $cmd in
 	probe) flags="$common --load-modules" ;;
-	select) flags="$common --dry-run --driver --policy --bench --strategy --force --no-load-modules --lock-file --lock-timeout --benchstat" ;;
+	select) flags="$common --dry-run --driver --policy --bench --strategy --force --no-load-modules --lock-file --lock-timeout --state-dir --benchstat" ;;
 	bench) flags="$common --bench --policy --no-load-modules --benchstat" ;;
 	drivers | version) flags="--format" ;;
 	capture) flags="--data-root --config --format" ;;

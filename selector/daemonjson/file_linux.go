@@ -243,8 +243,11 @@ func (f *File) Update(content []byte) (WriteResult, error) {
 }
 
 // SaveReport writes the run's report (a JSON document) to
-// ReportPath(Target), atomically, readable by all (it holds no secret) and
-// owned like a new daemon.json. It returns the report's path.
+// ReportPath(Target), atomically, with daemon.json's owner and its mode
+// without execute or group/other write bits: the report's diff holds
+// daemon.json's content (proxy credentials, registry mirrors with tokens),
+// so it must never be readable by anyone who cannot read daemon.json.
+// It returns the report's path.
 func (f *File) SaveReport(report []byte) (string, error) {
 	path := ReportPath(f.Target)
 	if !json.Valid(report) {
@@ -260,8 +263,7 @@ func (f *File) SaveReport(report []byte) (string, error) {
 	defer d.close()
 	base := filepath.Base(f.Target)
 	d.removeStaleTemps(base)
-	uid, gid := dirOwner(d.path)
-	if err := d.writeAtomic(base, filepath.Base(path), report, DefaultMode, uid, gid, path); err != nil {
+	if err := d.writeAtomic(base, filepath.Base(path), report, f.Mode&sideFileMode, f.UID, f.GID, path); err != nil {
 		return "", err
 	}
 	return path, d.sync()
@@ -352,16 +354,24 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, unix.EPERM)
 }
 
+// sideFileMode bounds the mode of the files kept beside daemon.json (the
+// backup and the report): they hold its content, so they take its mode, or
+// stricter, and are never executable or writable by others.
+const sideFileMode fs.FileMode = 0o644
+
 // keepBackup writes f's current content to the backup file, unless the
-// backup already holds it, and makes the rename durable before the target
-// is replaced.
+// backup already holds it with daemon.json's owner and a mode no wider
+// than daemon.json's (a backup left by an older release may be wider), and
+// makes the rename durable before the target is replaced.
 func (d *dir) keepBackup(base string, f *File) error {
 	name := filepath.Base(BackupPath(f.Target))
-	if cur, _, err := readRegular(d.fd, name, name); err == nil && bytes.Equal(cur, f.Content) {
+	mode := f.Mode & sideFileMode
+	if cur, st, err := readRegular(d.fd, name, name); err == nil && bytes.Equal(cur, f.Content) &&
+		int(st.Uid) == f.UID && int(st.Gid) == f.GID && fs.FileMode(st.Mode&0o7777)&^mode == 0 {
 		return nil
 	}
 	label := f.label() + " (backup " + BackupPath(f.Target) + ")"
-	if err := d.writeAtomic(base, name, f.Content, f.Mode, f.UID, f.GID, label); err != nil {
+	if err := d.writeAtomic(base, name, f.Content, mode, f.UID, f.GID, label); err != nil {
 		return err
 	}
 	return d.sync()

@@ -597,3 +597,80 @@ func TestSaveReport(t *testing.T) {
 		t.Fatalf("directory holds %v", got)
 	}
 }
+
+// The report's diff and the backup hold daemon.json's content: a 0600
+// daemon.json with proxy credentials must not give a 0644 copy of it.
+func TestSideFilesNoWiderThanDaemonJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		mode       os.FileMode
+		oldBackup  os.FileMode // 0: no backup before the run
+		wantReport os.FileMode
+		wantBackup os.FileMode
+	}{
+		{name: "private", mode: 0o600, wantReport: 0o600, wantBackup: 0o600},
+		{name: "group readable", mode: 0o640, wantReport: 0o640, wantBackup: 0o640},
+		{name: "group writable and executable", mode: 0o775, wantReport: 0o644, wantBackup: 0o644},
+		{name: "wide backup of an older run", mode: 0o600, oldBackup: 0o644, wantReport: 0o600, wantBackup: 0o600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "daemon.json")
+			writeFile(t, path, oldJSON, tc.mode)
+			if tc.oldBackup != 0 {
+				writeFile(t, BackupPath(path), oldJSON, tc.oldBackup)
+			}
+			f, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := f.Update([]byte(newJSON))
+			if err != nil {
+				t.Fatal(err)
+			}
+			report, err := f.SaveReport([]byte(`{"schemaVersion":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range map[string]os.FileMode{report: tc.wantReport, res.Backup: tc.wantBackup} {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != want {
+					t.Errorf("%s: mode %#o, want %#o", filepath.Base(p), fi.Mode().Perm(), want)
+				}
+			}
+		})
+	}
+}
+
+func TestSideFilesTakeDaemonJSONOwner(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "daemon.json")
+	writeFile(t, path, oldJSON, 0o600)
+	if err := os.Chown(path, 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Update([]byte(newJSON)); err != nil {
+		t.Fatal(err)
+	}
+	report, err := f.SaveReport([]byte(`{"schemaVersion":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{report, BackupPath(path)} {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != 1234 || st.Gid != 5678 || st.Mode&0o7777 != 0o600 {
+			t.Errorf("%s: %d:%d %#o, want 1234:5678 0600", p, st.Uid, st.Gid, st.Mode&0o7777)
+		}
+	}
+}

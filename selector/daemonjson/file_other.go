@@ -2,7 +2,10 @@
 
 package daemonjson
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+)
 
 var errNotLinux = errors.New("daemon.json is written on Linux only")
 
@@ -14,3 +17,6 @@ func (f *File) Update(content []byte) (WriteResult, error) { return WriteResult{
 
 // SaveReport is Linux-only.
 func (f *File) SaveReport(report []byte) (string, error) { return "", errNotLinux }
+
+// WriteFileAtomic is Linux-only.
+func WriteFileAtomic(path string, data []byte, mode fs.FileMode) error { return errNotLinux }

@@ -74,6 +74,12 @@ type Report struct {
 	Ignored []Finding `json:"ignored,omitempty"`
 	// Warnings are lines that could not be read; they may hide a flag.
 	Warnings []string `json:"warnings,omitempty"`
+	// Path is the PATH the unit gives dockerd (Environment= or an
+	// EnvironmentFile=), where dockerd finds fuse-overlayfs; PathFrom is
+	// the file and line that set it. "" when the unit leaves PATH to the
+	// service manager.
+	Path     string `json:"path,omitempty"`
+	PathFrom string `json:"pathFrom,omitempty"`
 }
 
 // Conflicts returns the findings that make dockerd refuse a daemon.json
@@ -151,6 +157,10 @@ func Scan(root string) (*Report, error) {
 	env, err := h.environment(st, r)
 	if err != nil {
 		return nil, err
+	}
+	if a, ok := env["PATH"]; ok && r.Init == "systemd" {
+		r.Path = a.value
+		r.PathFrom = fmt.Sprintf("%s:%d", a.file, a.line)
 	}
 	used := map[string]bool{} // "file\x00var" of expanded variables
 	for _, ex := range st.execStart {

@@ -110,6 +110,8 @@ func TestScan(t *testing.T) {
 					`/etc/sysconfig/docker: line 5: not an assignment: "if [ -z \"${DOCKER_CERT_PATH}\" ]; then"`,
 					`/etc/sysconfig/docker: line 7: not an assignment: "fi"`,
 				},
+				// dockerd finds its helpers (and fuse-overlayfs) there.
+				Path: "/usr/libexec/docker:/usr/bin:/usr/sbin", PathFrom: usrLibUnit + ":17",
 			},
 		},
 		{
@@ -295,6 +297,9 @@ func dump(r Report) string {
 	}
 	if r.Findings == nil {
 		b.WriteString("\n (nil findings)")
+	}
+	if r.Path != "" {
+		b.WriteString("\n path " + r.Path + " from " + r.PathFrom)
 	}
 	return b.String()
 }

@@ -40,7 +40,8 @@ type selectResult struct {
 func runSelect(t *testing.T, args ...string) (selectResult, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := app.Run(append([]string{"select", "--format", "json", "--docker-version", dockerd20, "--lock-file", filepath.Join(t.TempDir(), "lock")}, args...), &out, &errOut)
+	code := app.Run(append([]string{"select", "--format", "json", "--docker-version", dockerd20, "--lock-file", filepath.Join(t.TempDir(), "lock"),
+		"--state-dir", filepath.Join(t.TempDir(), "state")}, args...), &out, &errOut)
 	var res selectResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("select %v: exit %d, %v\nstderr: %s", args, code, err, errOut.String())

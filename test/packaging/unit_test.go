@@ -177,6 +177,26 @@ func TestUnitSandboxLeavesGraphprobeItsPaths(t *testing.T) {
 			t.Errorf("graphprobe writes %s, which ProtectSystem=%s makes read-only (ReadWritePaths=%v)", w, ps, rw)
 		}
 	}
+	// The state dir holds the record of the last proof, which lets a boot
+	// where nothing changed skip the proof: systemd must make it
+	// (StateDirectory=, writable under any ProtectSystem=), or
+	// ReadWritePaths= must name it.
+	m := regexp.MustCompile(`--state-dir DIR[^(]*\(default (/[^) ]+)\)`).FindStringSubmatch(help)
+	if m == nil {
+		t.Fatal("select --help names no default --state-dir")
+	}
+	stateOK := false
+	for _, v := range svc["StateDirectory"] {
+		for _, d := range strings.Fields(v) {
+			stateOK = stateOK || "/var/lib/"+strings.Split(d, ":")[0] == m[1]
+		}
+	}
+	for _, r := range rw {
+		stateOK = stateOK || under(m[1], r)
+	}
+	if !stateOK {
+		t.Errorf("the default state dir %s is neither the unit's StateDirectory= nor in ReadWritePaths=%v", m[1], rw)
+	}
 	// Mounts in a private namespace need CAP_SYS_ADMIN, entering it from
 	// another thread CAP_SYS_CHROOT too, modprobe CAP_SYS_MODULE, whiteout
 	// devices CAP_MKNOD; the namespace types must allow mnt.

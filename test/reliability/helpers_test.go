@@ -312,6 +312,8 @@ type host struct {
 	etc      string
 	config   string
 	lock     string
+	// state is the --state-dir, where select keeps the record of its proof.
+	state string
 	// tmp is graphprobe's TMPDIR, so that a scratch dir it makes there
 	// (when the data-root is not writable) is the test's to check.
 	tmp string
@@ -327,6 +329,7 @@ func newHost(t testing.TB, kind string, sizeMiB int) *host {
 	}
 	h.config = filepath.Join(h.etc, "daemon.json")
 	h.lock = filepath.Join(t.TempDir(), "graphprobe.lock")
+	h.state = filepath.Join(t.TempDir(), "state")
 	h.tmp = t.TempDir()
 	return h
 }
@@ -341,7 +344,7 @@ func (h *host) mountRoots() []string { return []string{filepath.Dir(h.fs.Dir), h
 // selectArgs are the flags every select of a host takes.
 func (h *host) selectArgs(extra ...string) []string {
 	return append([]string{"select", "--docker-version", dockerVersion, "--config", h.config,
-		"--data-root", h.dataRoot, "--lock-file", h.lock}, extra...)
+		"--data-root", h.dataRoot, "--lock-file", h.lock, "--state-dir", h.state}, extra...)
 }
 
 // scratchDirs are where a run's scratch homes go: the data-root, its

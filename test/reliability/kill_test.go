@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
+	"github.com/graphprobe/graphprobe/selector/state"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,7 +51,9 @@ func (ts timings) shortest() time.Duration {
 // over the window in which daemon.json, its backup and the report are
 // written (measured first). After every
 // kill: daemon.json is the old or the new content byte for byte, its
-// backup and report are whole, and the test's mount table is unchanged.
+// backup and report are whole, the record of the proof (--state-dir) is
+// absent, or whole and claims only a daemon.json that a finished run left
+// on disk, and the test's mount table is unchanged.
 // Then an unkilled run (--bench off, changing daemon.json again) must
 // leave no temporary file and no scratch dir: the killed run's leftovers
 // are gone. Runs go on until 200 were killed (about 290 runs and as many
@@ -59,6 +62,10 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 	h := newHost(t, testutil.Ext4, 256)
 	writeFile(t, h.config, []byte(killInitial), 0o640)
 	mountsBefore := mountsOf(t, h.mountRoots()...)
+	// Made first so that the calibration watches the record's writes too.
+	if err := os.Mkdir(h.state, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	drivers := []string{"vfs", "overlay2"}
 	other := map[string]string{"vfs": "overlay2", "overlay2": "vfs"}
@@ -109,7 +116,9 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var st struct {
 		kills, completed, keptOld, gotNew, midWrite, tempsLeft, scratchKills, scratchLeft, recoveries int
+		records                                                                                       map[string]int
 	}
+	st.records = map[string]int{}
 	start := time.Now()
 	runs := 0
 	for i := 0; st.kills < n && i < 2*n; i++ {
@@ -152,6 +161,9 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 			if !bytes.Equal(now, content[target]) {
 				t.Fatalf("run %d completed, daemon.json is %q, want %q", i, now, content[target])
 			}
+			if got := checkRecord(t, h, i, old, now, target, content); got != "new" {
+				t.Fatalf("run %d completed without recording its proof (record: %s)", i, got)
+			}
 		default:
 			t.Fatalf("run %d (to %s, bench %s): %s", i, target, bench, r)
 		}
@@ -159,6 +171,9 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 			t.Fatalf("run %d: daemon.json does not parse: %v", i, err)
 		}
 		checkCompanions(t, h, i, content)
+		if r.signal == syscall.SIGKILL {
+			st.records[checkRecord(t, h, i, old, now, target, content)]++
+		}
 		if got := mountsOf(t, h.mountRoots()...); !slices.Equal(got, mountsBefore) {
 			t.Fatalf("run %d killed after %v: mount table changed:\nbefore %q\nafter  %q", i, delay, mountsBefore, got)
 		}
@@ -188,6 +203,9 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 		if got := readFile(t, h.config); !bytes.Equal(got, content[next]) {
 			t.Fatalf("run after kill %d wrote %q, want %q", i, got, content[next])
 		}
+		if left := tempsIn(h.state); len(left) > 0 {
+			t.Fatalf("after the run that followed kill %d, temporary files are left beside the proof record: %q", i, left)
+		}
 		if left := tempsIn(h.etc); len(left) > 0 {
 			t.Fatalf("after the run that followed kill %d, temporary files are left beside daemon.json: %q (the killed run left %q)", i, left, temps)
 		}
@@ -204,6 +222,8 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 	t.Logf("after a kill daemon.json was the old content %d times and the new content %d times; never anything else", st.keptOld, st.gotNew)
 	t.Logf("%d kills landed mid-write (%d temporary files left beside daemon.json); %d kills left %d scratch dirs; the next run removed all of them (%d clean-up runs)",
 		st.midWrite, st.tempsLeft, st.scratchKills, st.scratchLeft, st.recoveries)
+	t.Logf("after a kill the proof record was gone %d times, the previous run's %d times, the killed run's (which had finished its proof and write) %d times; never torn, never claiming an unfinished proof",
+		st.records["gone"], st.records["old"], st.records["new"])
 	if st.kills < n {
 		t.Errorf("only %d of %d runs were killed: the delays are longer than the runs", st.kills, runs)
 	}
@@ -223,14 +243,46 @@ func checkCompanions(t *testing.T, h *host, i int, content map[string][]byte) {
 	}
 }
 
+// checkRecord checks the proof record after run i, which went from the
+// daemon.json old to now, aiming for target: there is none, or it is whole
+// and trusted, names the driver, and claims the exact daemon.json bytes of
+// the run before (old) or of this run once they are on disk (now). It
+// returns "gone", "old" or "new".
+func checkRecord(t *testing.T, h *host, i int, old, now []byte, target string, content map[string][]byte) string {
+	t.Helper()
+	rec, err := state.Load(h.state)
+	if errors.Is(err, state.ErrNoRecord) {
+		return "gone"
+	}
+	if err != nil {
+		t.Fatalf("run %d: the proof record is not whole: %v", i, err)
+	}
+	claims := func(b []byte) bool {
+		return rec.Inputs.ConfigSHA256 == state.HashBytes(b, true) && strings.Contains(string(b), `"storage-driver": "`+rec.Decision.Driver+`"`)
+	}
+	switch {
+	case bytes.Equal(now, content[target]) && claims(now):
+		if rec.Decision.Driver != target {
+			t.Fatalf("run %d: record claims %s for the daemon.json of %s", i, rec.Decision.Driver, target)
+		}
+		return "new"
+	case claims(old):
+		return "old"
+	}
+	t.Fatalf("run %d: the proof record claims %s with daemon.json %s, which no finished run left (old %q, now %q)", i, rec.Decision.Driver, rec.Inputs.ConfigSHA256, old, now)
+	return ""
+}
+
 // timedRun runs select to driver, watching the config dir, and returns
 // when the daemon.json files were written.
 func timedRun(t *testing.T, h *host, driver, bench string) (runTiming, result) {
 	t.Helper()
 	w := newWatcher(t)
 	defer w.close()
-	if err := w.add(h.etc, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{h.etc, h.state} {
+		if err := w.add(d, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var events []fsEvent
 	var werr error

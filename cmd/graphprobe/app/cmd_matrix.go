@@ -222,14 +222,19 @@ func matrixHost(ctx context.Context, h captureRef, dvs []selector.DockerVersion)
 		}
 		dataRoot = doc.DataRoot
 	}
-	r, err := probe.Run(ctx, probe.Options{RootPrefix: dir, DataRoot: dataRoot})
+	popts := probe.Options{RootPrefix: dir, DataRoot: dataRoot}
+	flags, err := scanDockerd(dir, &popts)
+	if err != nil {
+		return nil, err
+	}
+	r, err := probe.Run(ctx, popts)
 	if err != nil {
 		return nil, err
 	}
 	var rows []MatrixRow
 	for _, dv := range dvs {
 		res, err := selector.Run(ctx, selector.Request{
-			Report: r, RootPrefix: dir, ConfigFile: cfgFile, Config: doc,
+			Report: r, RootPrefix: dir, ConfigFile: cfgFile, Config: doc, Flags: flags,
 			DockerVersion: dv, DockerVersionSource: "flag", DryRun: true, Bench: selector.BenchOff,
 		})
 		if err != nil {

@@ -110,6 +110,9 @@ func doProbe(ctx context.Context, c *commonFlags, loadModules bool) (*probe.Repo
 		return nil, err
 	}
 	opts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dr, LoadModules: loadModules}
+	// A unit that cannot be read hides only where dockerd looks for
+	// fuse-overlayfs: the probe then uses the default PATH.
+	_, _ = scanDockerd(c.rootPrefix, &opts)
 	r, err := probe.Run(ctx, opts)
 	if err != nil {
 		return nil, withCode(ExitRuntime, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/lock"
 	"github.com/graphprobe/graphprobe/selector/policy"
+	"github.com/graphprobe/graphprobe/selector/state"
 )
 
 const selectUsage = `Usage: graphprobe select [FLAGS]
@@ -44,6 +45,9 @@ Flags:
                             such a driver is then decided on availability
   --lock-file FILE          serialise runs on this lock (default ` + lock.DefaultPath + `)
   --lock-timeout DURATION   how long to wait for another run (default 60s)
+  --state-dir DIR           where the record of what a run proved is kept, so
+                            that a rerun finding nothing changed skips the
+                            proof (default ` + state.DefaultDir + `)
   --benchstat FILE          also write the benchmark lines to FILE
 ` + commonUsage + `
 Exit codes: 0 written, already up to date, or dry run; 1 runtime error
@@ -96,7 +100,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	fs := newFlagSet(name)
 	c := addCommon(fs)
 	var dryRun, force, noLoad bool
-	var driver, policyPath, lockFile, benchstat string
+	var driver, policyPath, lockFile, benchstat, stateDir string
 	var lockTimeout time.Duration
 	benchDefault := "quick"
 	if benchOnly {
@@ -113,6 +117,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		fs.StringVar(&driver, "driver", "", "")
 		fs.StringVar(&lockFile, "lock-file", lock.DefaultPath, "")
 		fs.DurationVar(&lockTimeout, "lock-timeout", 60*time.Second, "")
+		fs.StringVar(&stateDir, "state-dir", state.DefaultDir, "")
 	}
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -183,30 +188,63 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
 		dataRoot = doc.DataRoot
 	}
-	r, err := probe.Run(ctx, probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot})
+	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}
+	flags, err := scanDockerd(c.rootPrefix, &popts)
 	if err != nil {
 		return withCode(ExitRuntime, err)
 	}
-	source := "flag"
-	if c.dockerVersion == "" {
-		switch v, perr := selector.ParseDockerVersion(r.Docker.Version); {
-		case r.Docker.Version != "" && perr == nil:
-			dv, source = v, "dockerd"
-		default:
-			dv, source = selector.NewestKnown, "newest-known"
-		}
+	// A rerun that finds what an earlier run proved unchanged decides on
+	// its record, without initialising or benchmarking (selector/state).
+	started := time.Now()
+	var proof *proofRun
+	if live && !benchOnly {
+		proof = newProofRun(stateDir, cfgFile, dataRoot, fullProofFlag(fs, force), proofInputs(c, driver, policyPath, *strategy, noLoad))
 	}
 	var progress io.Writer
 	if f, ok := e.stderr.(*os.File); ok && isTerminal(f) && *bench != "off" {
 		progress = &progressWriter{w: f}
 	}
-	res, err := selector.Run(ctx, selector.Request{
-		Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc,
-		DockerVersion: dv, DockerVersionSource: source, Policy: pol,
-		Driver: driver, Force: force, DryRun: dryRun, Bench: *bench, Strategy: *strategy,
-		LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
-		Progress: progress, Exec: probe.RunCommand,
-	})
+	decide := func() (*selector.Result, error) {
+		r := proof.report(started)
+		if r == nil {
+			var err error
+			if r, err = probe.Run(ctx, popts); err != nil {
+				return nil, err
+			}
+		}
+		source := "flag"
+		if c.dockerVersion == "" {
+			switch v, perr := selector.ParseDockerVersion(r.Docker.Version); {
+			case r.Docker.Version != "" && perr == nil:
+				dv, source = v, "dockerd"
+			default:
+				dv, source = selector.NewestKnown, "newest-known"
+			}
+		}
+		return selector.Run(ctx, selector.Request{
+			Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc, Flags: flags,
+			DockerVersion: dv, DockerVersionSource: source, Policy: pol,
+			Driver: driver, Force: force, DryRun: dryRun || proof.reusing(), Bench: *bench, Strategy: *strategy,
+			LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
+			Progress: progress, Exec: probe.RunCommand, Proven: proof.reusing(),
+		})
+	}
+	var res *selector.Result
+	if proof.reusing() {
+		res, err = decide()
+		if !proof.confirm(res, err) {
+			res = nil
+		}
+	}
+	if res == nil {
+		if !dryRun {
+			proof.forget()
+		}
+		res, err = decide()
+		if err == nil && !dryRun {
+			proof.save(res, cfgFile)
+		}
+	}
 	if p, ok := progress.(*progressWriter); ok {
 		p.done()
 	}
@@ -221,7 +259,14 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 			return withCode(ExitRuntime, fmt.Errorf("write benchmark lines: %w", err))
 		}
 	}
-	if err := writeDoc(e.stdout, *c.format, res, func(w io.Writer, s *style) { renderSelectText(w, s, res, dryRun, *bench == "full") }); err != nil {
+	out := any(res)
+	if proof != nil {
+		out = selectOutput{Result: res, Proof: &proof.status}
+	}
+	if err := writeDoc(e.stdout, *c.format, out, func(w io.Writer, s *style) {
+		renderSelectText(w, s, res, dryRun, *bench == "full")
+		renderProofText(w, s, proof)
+	}); err != nil {
 		return err
 	}
 	switch out := res.Outcome(); {
