@@ -633,5 +633,148 @@ func TestConformanceRealKernel(t *testing.T) {
 	if err := checkKernel("/proc"); err != nil {
 		t.Skipf("no real aufs mounts on this kernel: %v", err)
 	}
-	drivertest.Run(t, Name, drivertest.OnFS(t, testutil.Ext4, 0), drivertest.WithMaxDepth(maxBranches-1))
+	// Docker's usual branch filesystems (aufs refuses btrfs).
+	for _, kind := range []string{testutil.Ext4, testutil.XFS} {
+		t.Run(kind, func(t *testing.T) {
+			drivertest.Run(t, Name, drivertest.OnFS(t, kind, 0), drivertest.WithMaxDepth(maxBranches-1))
+		})
+	}
+}
+
+// TestRealKernelMountOptions checks, on a kernel with aufs, that a layer
+// deeper than a page of branch options is mounted as dockerd mounts it:
+// br: with the first page, then MS_REMOUNT append: for the rest, with dio,
+// the xino file on /dev/shm and dirperm1 where aufs takes it.
+func TestRealKernelMountOptions(t *testing.T) {
+	testutil.RequiresRoot(t)
+	if err := checkKernel("/proc"); err != nil {
+		t.Skipf("no real aufs mounts on this kernel: %v", err)
+	}
+	for _, kind := range []string{testutil.Ext4, testutil.XFS} {
+		t.Run(kind, func(t *testing.T) {
+			home := drivertest.OnFS(t, kind, 0)(t)
+			dd, err := Init(home, drivers.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := dd.(*Driver)
+			t.Cleanup(func() { d.Cleanup() })
+			// Docker's 64-hex layer ids: about 100 bytes of options per
+			// branch, so 60 layers take more than one 4 KiB page.
+			const depth = 60
+			parent := ""
+			var ids []string
+			for i := 0; i < depth; i++ {
+				id := fmt.Sprintf("%064x", i+1)
+				must(t, d.Create(id, parent))
+				must(t, os.WriteFile(filepath.Join(d.diffDir(id), fmt.Sprintf("f%d", i)), []byte(id), 0o644))
+				ids = append(ids, id)
+				parent = id
+			}
+			var ro []string
+			for i := depth - 2; i >= 0; i-- {
+				ro = append(ro, d.diffDir(ids[i]))
+			}
+			_, appends, err := mountData(d.diffDir(parent), ro, d.dirperm1, os.Getpagesize())
+			if err != nil {
+				t.Fatal(err)
+			}
+			mnt, err := d.Get(parent)
+			must(t, err)
+			defer d.Put(parent)
+			var opts string
+			info, err := os.ReadFile("/proc/self/mountinfo")
+			must(t, err)
+			for _, line := range strings.Split(string(info), "\n") {
+				if f := strings.Fields(line); len(f) > 4 && f[4] == mnt && strings.Contains(line, " - aufs ") {
+					opts = line
+				}
+			}
+			if opts == "" {
+				t.Fatalf("no aufs mount on %s in mountinfo", mnt)
+			}
+			want := []string{"dio"}
+			if d.dirperm1 {
+				want = append(want, "dirperm1")
+			}
+			for _, w := range want {
+				if !strings.Contains(opts, ","+w) && !strings.Contains(opts, " "+w+",") {
+					t.Errorf("aufs mount options lack %s: %s", w, opts)
+				}
+			}
+			// Every layer is a branch: files of the bottom and top layers
+			// show through, so the append: remounts took effect.
+			for _, i := range []int{0, depth / 2, depth - 1} {
+				data, err := os.ReadFile(filepath.Join(mnt, fmt.Sprintf("f%d", i)))
+				if err != nil || string(data) != ids[i] {
+					t.Errorf("layer %d through the union: %q, %v", i, data, err)
+				}
+			}
+			si := ""
+			for _, o := range strings.Split(opts[strings.LastIndex(opts, " ")+1:], ",") {
+				if v, ok := strings.CutPrefix(o, "si="); ok {
+					si = v
+				}
+			}
+			if si == "" {
+				t.Fatalf("no si= in the aufs mount options: %s", opts)
+			}
+			brs, _ := filepath.Glob("/sys/fs/aufs/si_" + si + "/br[0-9]*")
+			if len(brs) != depth {
+				t.Errorf("aufs si_%s has %d branches, want %d", si, len(brs), depth)
+			}
+			// mountinfo does not show the xino file; aufs's sysfs does.
+			xi, err := os.ReadFile("/sys/fs/aufs/si_" + si + "/xi_path")
+			if err != nil || strings.TrimSpace(string(xi)) != "/dev/shm/aufs.xino" {
+				t.Errorf("aufs xino file %q (%v), want /dev/shm/aufs.xino", strings.TrimSpace(string(xi)), err)
+			}
+			t.Logf("%d branches through %d append: remount(s); options: %s", depth, len(appends), opts[strings.LastIndex(opts, " ")+1:])
+			if len(appends) == 0 {
+				t.Errorf("%d branches fit one page: the test does not reach the append: path", depth)
+			}
+		})
+	}
+}
+
+// TestOpenDockerLayers opens, with graphprobe's driver, the layers a real
+// dockerd 20.10 made with storage-driver aufs: every layer mounts, and the
+// imported image's file shows through the container's layer. It runs where
+// GRAPHPROBE_AUFS_DOCKER_HOME names such a home (the aufs kernel's VM).
+func TestOpenDockerLayers(t *testing.T) {
+	home := os.Getenv("GRAPHPROBE_AUFS_DOCKER_HOME")
+	if home == "" {
+		t.Skip("GRAPHPROBE_AUFS_DOCKER_HOME not set: no layers of a real dockerd here")
+	}
+	testutil.RequiresRoot(t)
+	dd, err := Init(home, drivers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dd.(*Driver)
+	defer d.Cleanup()
+	entries, err := os.ReadDir(filepath.Join(home, "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, e := range entries {
+		id := e.Name()
+		if !d.Exists(id) {
+			t.Errorf("layer %s listed in layers/ but not found by the driver", id)
+			continue
+		}
+		mnt, err := d.Get(id)
+		if err != nil {
+			t.Errorf("Get(%s): %v", id, err)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(mnt, "bin", "busybox")); err == nil {
+			found++
+		}
+		must(t, d.Put(id))
+	}
+	t.Logf("%d dockerd layers opened, %d show the imported bin/busybox", len(entries), found)
+	if len(entries) < 2 || found < 2 {
+		t.Errorf("want the image layer and the container's layers with bin/busybox; got %d layers, %d with it", len(entries), found)
+	}
 }

@@ -25,6 +25,11 @@ const (
 	Overlay     = "overlay" // a directory on overlayfs (Docker-in-Docker)
 )
 
+// PremountedEnv + kind (ext4, xfs, btrfs, ext4_nodtype) names a directory
+// on an already mounted filesystem of that kind for NewFS to use instead of
+// a loop image: the kernel-matrix VMs attach their filesystems as disks.
+const PremountedEnv = "GRAPHPROBE_TESTFS_"
+
 // FS is a real filesystem mounted for one test.
 type FS struct {
 	Kind string
@@ -60,6 +65,17 @@ func NewFS(t testing.TB, kind string, sizeMiB int) *FS {
 			}
 		}
 		mustMount(t, "overlay", f.Dir, "overlay", fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", under, under, under))
+		return f
+	}
+	if dir := os.Getenv(PremountedEnv + strings.ReplaceAll(kind, "-", "_")); dir != "" {
+		// A VM with the filesystem on a disk and no mkfs tools: a fresh
+		// directory on it stands for a fresh filesystem.
+		d, err := os.MkdirTemp(dir, "fs-")
+		if err != nil {
+			t.Fatalf("testutil.NewFS: %s%s: %v", PremountedEnv, kind, err)
+		}
+		f.Dir = d
+		t.Cleanup(func() { os.RemoveAll(d) })
 		return f
 	}
 	var mkfs []string

@@ -26,6 +26,9 @@ var benchFS = []string{"tmpfs", "ext4", "btrfs"}
 type matrixBoot struct {
 	suite   string
 	cmdline string
+	// aufs boots the aufs kernel of ../shared/kernels and runs the aufs
+	// driver's real-kernel tests in it too.
+	aufs bool
 }
 
 // matrixBoots are the four Debian kernels, and two command lines that
@@ -38,6 +41,7 @@ var matrixBoots = []matrixBoot{
 	{suite: "sid"},
 	{suite: "trixie", cmdline: "overlay.redirect_dir=Y overlay.metacopy=Y"},
 	{suite: "bookworm", cmdline: "overlay.index=Y"},
+	{suite: "aufs", aufs: true},
 }
 
 // repoRoot is the module's root, from this test's directory.
@@ -61,9 +65,20 @@ func buildStatic(t testing.TB, pkg, out string) {
 	}
 }
 
+// buildTest builds a static test binary of a package of this module.
+func buildTest(t testing.TB, pkg, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "test", "-c", "-trimpath", "-o", out, pkg)
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c %s: %v\n%s", pkg, err, msg)
+	}
+}
+
 // matrixInit is the /init of a matrix VM: mount the disks, then probe and
 // select on each filesystem.
-func matrixInit() string {
+func matrixInit(extra string) string {
 	var b strings.Builder
 	b.WriteString(InitPrelude)
 	b.WriteString(`for m in ext4 xfs btrfs loop fuse; do modprobe -q $m; done
@@ -81,6 +96,8 @@ FS=$(cat /tmp/fslist)
 # Without --load-modules first: nothing has loaded overlay yet.
 for fs in $FS; do run probe-$fs graphprobe probe --format json --data-root /mnt/$fs/docker; done
 for fs in $FS; do run probe-load-$fs graphprobe probe --load-modules --format json --data-root /mnt/$fs/docker; done
+# A fixture host of this kernel, as a user would capture it.
+run capture sh -c 'graphprobe capture --data-root /mnt/ext4/docker /tmp/capture.tar.gz >/dev/null && base64 /tmp/capture.tar.gz'
 for fs in $FS; do
 	for v in %s; do
 		mkdir -p /tmp/cfg-$fs-$v
@@ -95,8 +112,9 @@ for fs in %s; do
 	run bench-$fs graphprobe select --dry-run --format json --data-root /mnt/$fs/docker \
 		--config /tmp/bench-$fs/daemon.json --lock-file /tmp/bench-$fs/lock
 done
+%s
 run dmesg dmesg
-`, strings.Join(dockerVersions, " "), strings.Join(benchFS, " "))
+`, strings.Join(dockerVersions, " "), strings.Join(benchFS, " "), extra)
 	b.WriteString(InitEnd)
 	return b.String()
 }
@@ -121,6 +139,16 @@ func TestKernelMatrix(t *testing.T) {
 	for _, k := range kernels {
 		bySuite[k.Name] = k
 	}
+	aufsKernel, err := AufsKernel(repoRoot(t))
+	if err != nil {
+		// The aufs tests must not vanish quietly in CI.
+		if os.Getenv(testutil.RequireRootEnv) == "1" {
+			t.Fatal(err)
+		}
+		t.Logf("no aufs kernel, skipping its boot: %v", err)
+	} else {
+		bySuite["aufs"] = aufsKernel
+	}
 	var disks []string
 	for _, d := range StorageDisks {
 		img, err := d.Image(ctx)
@@ -132,6 +160,9 @@ func TestKernelMatrix(t *testing.T) {
 	tmp := t.TempDir()
 	gp := filepath.Join(tmp, "graphprobe")
 	buildStatic(t, "./cmd/graphprobe", gp)
+	aufsTest, ovl2Test := filepath.Join(tmp, "aufs.test"), filepath.Join(tmp, "overlay2.test")
+	buildTest(t, "./drivers/aufs", aufsTest)
+	buildTest(t, "./drivers/overlay2", ovl2Test)
 	t.Logf("kernels, disks and graphprobe ready in %s", time.Since(start).Round(time.Millisecond))
 
 	type outcome struct {
@@ -143,25 +174,36 @@ func TestKernelMatrix(t *testing.T) {
 	outcomes := make([]outcome, len(matrixBoots))
 	var wg sync.WaitGroup
 	for i, mb := range matrixBoots {
-		k := bySuite[mb.suite]
+		k, ok := bySuite[mb.suite]
+		if only := os.Getenv("GRAPHPROBE_KERNEL_MATRIX_ONLY"); !ok || (only != "" && only != mb.suite) {
+			continue
+		}
+		extra, files := "", map[string]string{"bin/graphprobe": gp}
+		if mb.aufs {
+			extra, files["bin/aufs.test"], files["bin/overlay2.test"] = aufsInit, aufsTest, ovl2Test
+		}
 		base, err := BaseInitramfs(ctx, k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		initrd := filepath.Join(tmp, fmt.Sprintf("initrd-%d", i))
-		if err := Initramfs(ctx, base, initrd, matrixInit(), map[string]string{"bin/graphprobe": gp}); err != nil {
+		if err := Initramfs(ctx, base, initrd, matrixInit(extra), files); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := VM{Kernel: k, Initrd: initrd, Append: mb.cmdline, Disks: disks, Timeout: 4 * time.Minute}.Run(ctx)
+			r, err := VM{Kernel: k, Initrd: initrd, Append: mb.cmdline, Disks: disks, Memory: 1536, Timeout: 6 * time.Minute}.Run(ctx)
 			outcomes[i] = outcome{boot: mb, k: k, res: r, err: err}
 		}()
 	}
 	wg.Wait()
 	var table []string
+	checked, wrong := 0, 0
 	for _, o := range outcomes {
+		if o.k.Release == "" {
+			continue
+		}
 		name := o.k.Release
 		if o.boot.cmdline != "" {
 			name += " " + o.boot.cmdline
@@ -184,13 +226,24 @@ func TestKernelMatrix(t *testing.T) {
 				os.WriteFile(filepath.Join(d, n+".err"), []byte(fmt.Sprintf("rc=%d\n%s", s.RC, s.Stderr)), 0o644)
 			}
 		}
-		rows, errs := checkVM(o.k, o.boot.cmdline, secs)
+		if o.boot.cmdline == "" {
+			checkCapture(t, o.k, secs)
+		}
+		rows, n, errs := checkVM(o.k, o.boot.cmdline, secs)
+		checked += n
+		wrong += len(errs)
 		for _, e := range errs {
 			t.Error(e)
 		}
 		table = append(table, rows...)
+		if o.boot.aufs {
+			for _, e := range checkAufs(t, secs) {
+				t.Error(e)
+			}
+		}
 	}
 	sort.Strings(table)
 	head := "| kernel | command line | data-root | userxattr | native diff | lowerdir+ | select " + strings.Join(dockerVersions, " | select ") + " | select (benchmark) |\n|" + strings.Repeat("---|", 7+len(dockerVersions))
-	t.Logf("kernel matrix (%s in all; facts from probe --load-modules):\n%s\n%s", time.Since(start).Round(time.Second), head, strings.Join(table, "\n"))
+	t.Logf("kernel matrix: %d facts checked, %d wrong, %s in all (facts from probe --load-modules):\n%s\n%s",
+		checked, wrong, time.Since(start).Round(time.Second), head, strings.Join(table, "\n"))
 }

@@ -51,7 +51,7 @@ type Kernel struct {
 	Config string `json:"config"`
 }
 
-// Packages lists the .deb files that make up a kernel.
+// resolved records what a suite's kernel was resolved to on the first fill.
 type resolved struct {
 	Suite    string    `json:"suite"`
 	Version  string    `json:"version"`

@@ -26,9 +26,6 @@ type VM struct {
 	Disks   []string // raw images, attached in order as vda, vdb, ...
 	Memory  int      // MiB; 1024 when 0
 	Timeout time.Duration
-	// Share is a host dir the guest can mount read-only over 9p
-	// (mount -t 9p -o trans=virtio,version=9p2000.L share /mnt/share).
-	Share string
 }
 
 // Result is what a boot left: the console (ttyS0), the data the guest wrote
@@ -154,9 +151,6 @@ func (vm VM) run(ctx context.Context, accel string) (*Result, error) {
 	}
 	for _, d := range vm.Disks {
 		args = append(args, "-drive", "file="+d+",if=virtio,format=raw,snapshot=on")
-	}
-	if vm.Share != "" {
-		args = append(args, "-virtfs", "local,path="+vm.Share+",mount_tag=share,security_model=none,readonly=on")
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
