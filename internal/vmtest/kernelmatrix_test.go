@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -112,11 +113,60 @@ for fs in %s; do
 	run bench-$fs graphprobe select --dry-run --format json --data-root /mnt/$fs/docker \
 		--config /tmp/bench-$fs/daemon.json --lock-file /tmp/bench-$fs/lock
 done
+# overlay2.size: xfs mounted afresh with project quotas, where the kernel
+# has them, takes a per-container size limit (see checkSizeOption).
+if grep -qx xfs /tmp/fslist && umount /mnt/xfs; then
+	if run mount-xfs-pquota mount -t xfs -o pquota /dev/%s /mnt/xfs; then
+		mkdir -p /tmp/size
+		echo '{"storage-driver": "overlay2", "storage-opts": ["overlay2.size=10G"]}' >/tmp/size/daemon.json
+		run size-xfs graphprobe select --dry-run --bench off --format json --docker-version 24.0.7 \
+			--data-root /mnt/xfs/docker --config /tmp/size/daemon.json --lock-file /tmp/size/lock
+	fi
+fi
 %s
 run dmesg dmesg
-`, strings.Join(dockerVersions, " "), strings.Join(benchFS, " "), extra)
+`, strings.Join(dockerVersions, " "), strings.Join(benchFS, " "), xfsDevice(), extra)
 	b.WriteString(InitEnd)
 	return b.String()
+}
+
+// xfsDevice is the virtio name of the xfs disk (with d_type).
+func xfsDevice() string {
+	for i, d := range StorageDisks {
+		if d.Name == "xfs" {
+			return fmt.Sprintf("vd%c", 'a'+i)
+		}
+	}
+	panic("no xfs disk")
+}
+
+// checkSizeOption: a kernel with XFS_QUOTA mounts xfs with pquota, and
+// select then accepts overlay2.size there (dockerd's rule: project quotas
+// on xfs); a kernel without it refuses the mount.
+func checkSizeOption(k Kernel, cmdline string, secs map[string]Section) []error {
+	truth, err := newKernelTruth(k, cmdline)
+	if err != nil {
+		return []error{err}
+	}
+	m, ran := secs["mount-xfs-pquota"]
+	if !ran {
+		return []error{fmt.Errorf("%s: the xfs disk was not remounted with pquota", k.Release)}
+	}
+	if truth.config["CONFIG_XFS_QUOTA"] != "y" {
+		if m.RC == 0 {
+			return []error{fmt.Errorf("%s: xfs mounted with pquota on a kernel without CONFIG_XFS_QUOTA", k.Release)}
+		}
+		return nil
+	}
+	if m.RC != 0 {
+		return []error{fmt.Errorf("%s: mount -o pquota failed with CONFIG_XFS_QUOTA=y: %s", k.Release, m.Stderr)}
+	}
+	s := secs["size-xfs"]
+	var doc struct{ Driver string }
+	if s.RC != 0 || json.Unmarshal([]byte(s.Stdout), &doc) != nil || doc.Driver != "overlay2" {
+		return []error{fmt.Errorf("%s: select with overlay2.size=10G on xfs with pquota: exit %d, driver %q, want exit 0 and overlay2:\n%s", k.Release, s.RC, doc.Driver, tail(s.Stderr, 1500))}
+	}
+	return nil
 }
 
 // TestKernelMatrix boots Debian's kernels and checks every fact the probe
@@ -236,6 +286,9 @@ func TestKernelMatrix(t *testing.T) {
 			t.Error(e)
 		}
 		table = append(table, rows...)
+		for _, e := range checkSizeOption(o.k, o.boot.cmdline, secs) {
+			t.Error(e)
+		}
 		if o.boot.aufs {
 			for _, e := range checkAufs(t, secs) {
 				t.Error(e)

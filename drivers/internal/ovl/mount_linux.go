@@ -186,9 +186,14 @@ func (s Spec) fsconfig() error {
 		}
 		return nil
 	}
-	for i, l := range s.Lowers {
+	for _, l := range s.Lowers {
 		if err := unix.FsconfigSetString(fd, "lowerdir+", filepath.Join(s.Home, l)); err != nil {
-			if i == 0 && errors.Is(err, unix.EINVAL) {
+			// 6.5–6.7 refuse the unknown key at once; before 6.5 overlay
+			// has no fs_context of its own, and the kernel's legacy one
+			// takes any key until its page of options is full
+			// ("Legacy: Cumulative options too large"): either way, no
+			// lowerdir+.
+			if errors.Is(err, unix.EINVAL) {
 				return errNoLowerdirPlus
 			}
 			return s.mountError("fsconfig", "lowerdir+="+filepath.Join(s.Home, l)+kernelLog(fd), err)
