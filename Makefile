@@ -18,9 +18,11 @@ GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 # Debian packages the tests drive: filesystems to make, fuse-overlayfs to
 # mount, kmod for modprobe/modinfo; dpkg, systemd-analyze and man for the
 # package test; shellcheck, cloud-init, ansible-core and zsh for the
-# examples and completions; time for the benchmark script.
+# examples and completions; time for the benchmark script; mmdebstrap and
+# qemu-system-x86 for the systemd boot of the package (test/boot).
 TEST_DEBS  := xfsprogs btrfs-progs fuse-overlayfs fuse3 kmod e2fsprogs \
-              git systemd man-db groff-base shellcheck cloud-init ansible-core zsh jq time
+              git systemd man-db groff-base shellcheck cloud-init ansible-core zsh jq time \
+              mmdebstrap qemu-system-x86
 FUZZTIME   ?= 10s
 CI_FUZZTIME ?= 3s
 
