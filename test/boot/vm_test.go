@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,13 +66,18 @@ func (m *vm) run(n int) (*boot, error) {
 		"-drive", "file=" + m.results + ",format=raw,if=virtio",
 	}
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	// The console goes to a file as it comes, to follow a slow boot.
+	logFile, err := os.Create(filepath.Join(m.logs, fmt.Sprintf("%s-boot%d.console", m.name, n)))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	w := io.MultiWriter(&out, logFile)
+	cmd.Stdout, cmd.Stderr = w, w
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	b := &boot{console: out.String(), wall: time.Since(start)}
-	logPath := filepath.Join(m.logs, fmt.Sprintf("%s-boot%d.console", m.name, n))
-	os.WriteFile(logPath, out.Bytes(), 0o644)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%s boot %d: no poweroff within %s; console:\n%s", m.name, n, bootTimeout, tail(b.console, 8000))
 	}
