@@ -205,6 +205,7 @@ func logBoot(t *testing.T, name string, b *boot) {
 		name, b.wall.Round(100*time.Millisecond), b.text("virt"), b.text("kernel"),
 		float64(usec(t, dock, "ActiveEnterTimestampMonotonic"))/1e6,
 		strings.Fields(b.text("uptime") + " ?")[0], b.text("docker-driver"))
+	t.Logf("%s: kernel random pool: %s", name, b.text("crng"))
 	t.Logf("%s: graphprobe-select journal:\n%s", name, b.text("select-journal"))
 	if f := b.text("failed"); f != "" {
 		t.Logf("%s: failed units:\n%s", name, f)
