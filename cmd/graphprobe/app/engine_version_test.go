@@ -24,7 +24,7 @@ func TestEngineVersion(t *testing.T) {
 	}{
 		{name: "dockerd answered", live: true,
 			docker: probe.Docker{Binary: "/usr/sbin/dockerd", Version: "20.10.24"},
-			want:   selector.DockerVersion{20, 10, 24}, wantSource: "dockerd"},
+			want:   selector.DockerVersion{Major: 20, Minor: 10, Patch: 24}, wantSource: "dockerd"},
 		{name: "no dockerd", live: true,
 			want: selector.NewestKnown, wantSource: "newest-known"},
 		{name: "dockerd timed out", live: true,
