@@ -67,11 +67,14 @@ func cacheDir() string {
 	return "/var/cache/graphprobe-test/boot"
 }
 
-// imageKey names an image by all of its inputs.
+// imageKey names an image by all of its inputs: the whole mmdebstrap
+// command (suite, mirror, packages, hooks) and what is done after it.
 func imageKey() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "format %s\nsuite %s\nmirror %s\nsize %d\npackages %s\n",
-		imageFormat, suite, mirror(), rootSizeMiB, strings.Join(imagePackages, ","))
+	fmt.Fprintf(h, "format %s\nsize %d\n", imageFormat, rootSizeMiB)
+	for _, a := range mmdebstrapArgs("ROOT") {
+		fmt.Fprintf(h, "%q\n", a)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -101,29 +104,7 @@ func ensureImage(t *testing.T) image {
 	}
 	defer os.RemoveAll(tmp)
 	rootDir := filepath.Join(tmp, "root")
-	// The sources are given on the command line: mmdebstrap uses its own
-	// apt state in the new tree, never the host's.
-	args := []string{
-		"--variant=minbase", "--mode=root", "--quiet",
-		`--aptopt=APT::Install-Recommends "false"`,
-		"--include=" + strings.Join(imagePackages, ","),
-		// An initrd with only what finds the root disk (MODULES=most
-		// takes minutes to build here and is not needed on one machine
-		// type).
-		"--essential-hook=mkdir -p \"$1/etc/initramfs-tools/conf.d\" \"$1/usr/share/initramfs-tools/modules.d\"",
-		"--essential-hook=echo MODULES=list >\"$1/etc/initramfs-tools/conf.d/graphprobe-boot.conf\"",
-		"--essential-hook=printf '%s\\n' virtio_pci virtio_blk ext4 >\"$1/usr/share/initramfs-tools/modules.d/graphprobe-boot\"",
-		// Nobody reads documentation in the test machine.
-		"--dpkgopt=path-exclude=/usr/share/man/*",
-		"--dpkgopt=path-exclude=/usr/share/doc/*",
-		"--dpkgopt=path-exclude=/usr/share/locale/*",
-		"--customize-hook=echo graphprobe-boot >\"$1/etc/hostname\"",
-		// Docker's own apt-daily timers and the like would only slow the
-		// test boots down.
-		"--customize-hook=chroot \"$1\" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer 2>/dev/null || true",
-		suite, rootDir, "deb " + mirror() + " " + suite + " main",
-	}
-	run(t, 30*time.Minute, "mmdebstrap", args...)
+	run(t, 30*time.Minute, "mmdebstrap", mmdebstrapArgs(rootDir)...)
 	kernels, _ := filepath.Glob(filepath.Join(rootDir, "boot", "vmlinuz-*"))
 	initrds, _ := filepath.Glob(filepath.Join(rootDir, "boot", "initrd.img-*"))
 	if len(kernels) != 1 || len(initrds) != 1 {
@@ -147,6 +128,31 @@ func ensureImage(t *testing.T) image {
 	}
 	t.Logf("image: built in %s into %s", time.Since(start).Round(time.Second), dir)
 	return img
+}
+
+// mmdebstrapArgs is the command that makes the root filesystem in rootDir.
+func mmdebstrapArgs(rootDir string) []string {
+	// The sources are given on the command line: mmdebstrap uses its own
+	// apt state in the new tree, never the host's.
+	return []string{
+		"--variant=minbase", "--mode=root", "--quiet",
+		`--aptopt=APT::Install-Recommends "false"`,
+		"--include=" + strings.Join(imagePackages, ","),
+		// An initrd with only what finds the root disk (MODULES=most
+		// takes minutes to build here and is not needed on one machine
+		// type).
+		"--essential-hook=mkdir -p \"$1/etc/initramfs-tools/conf.d\" \"$1/usr/share/initramfs-tools/modules.d\"",
+		"--essential-hook=echo MODULES=list >\"$1/etc/initramfs-tools/conf.d/graphprobe-boot.conf\"",
+		"--essential-hook=printf '%s\\n' virtio_pci virtio_blk ext4 >\"$1/usr/share/initramfs-tools/modules.d/graphprobe-boot\"",
+		// Nobody reads documentation in the test machine.
+		"--dpkgopt=path-exclude=/usr/share/man/*",
+		"--dpkgopt=path-exclude=/usr/share/doc/*",
+		"--dpkgopt=path-exclude=/usr/share/locale/*",
+		"--customize-hook=echo graphprobe-boot >\"$1/etc/hostname\"",
+		// Timers (apt, e2scrub, fstrim) would only slow the test boots down.
+		"--customize-hook=chroot \"$1\" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer 2>/dev/null || true",
+		suite, rootDir, "deb " + mirror() + " " + suite + " main",
+	}
 }
 
 // run runs a command, failing the test with its output on error.
