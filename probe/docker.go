@@ -54,9 +54,9 @@ func RunCommand(ctx context.Context, name string, args ...string) ([]byte, error
 	return defaultExec(ctx, name, args...)
 }
 
-// execTimeout bounds a host command. dockerd is a large binary: its first
-// `--version` at boot, read cold from disk on a busy or emulated machine,
-// was seen taking over 5 s.
+// execTimeout bounds a host command. `dockerd --version` blocks in
+// getrandom until the kernel's random pool is ready, which early at boot on
+// a machine without an entropy source was seen taking well over 5 s.
 const execTimeout = 30 * time.Second
 
 func defaultExec(ctx context.Context, name string, args ...string) ([]byte, error) {
