@@ -19,10 +19,11 @@ GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 # mount, kmod for modprobe/modinfo; dpkg, systemd-analyze and man for the
 # package test; shellcheck, cloud-init, ansible-core and zsh for the
 # examples and completions; time for the benchmark script; qemu,
-# busybox-static, cpio and xz-utils for the kernel-matrix VMs.
+# busybox-static, cpio and xz-utils for the kernel-matrix VMs; mmdebstrap for
+# the systemd boot of the package (test/boot).
 TEST_DEBS  := xfsprogs btrfs-progs fuse-overlayfs fuse3 kmod e2fsprogs \
               git systemd man-db groff-base shellcheck cloud-init ansible-core zsh jq time \
-              qemu-system-x86 busybox-static cpio xz-utils debian-archive-keyring
+              qemu-system-x86 busybox-static cpio xz-utils debian-archive-keyring mmdebstrap
 FUZZTIME   ?= 10s
 CI_FUZZTIME ?= 3s
 

@@ -54,8 +54,13 @@ func RunCommand(ctx context.Context, name string, args ...string) ([]byte, error
 	return defaultExec(ctx, name, args...)
 }
 
+// execTimeout bounds a host command. `dockerd --version` blocks in
+// getrandom until the kernel's random pool is ready, which early at boot on
+// a machine without an entropy source was seen taking well over 5 s.
+const execTimeout = 30 * time.Second
+
 func defaultExec(ctx context.Context, name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, execTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")

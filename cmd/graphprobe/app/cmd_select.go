@@ -238,11 +238,9 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		}
 		source := "flag"
 		if c.dockerVersion == "" {
-			switch v, perr := selector.ParseDockerVersion(r.Docker.Version); {
-			case r.Docker.Version != "" && perr == nil:
-				dv, source = v, "dockerd"
-			default:
-				dv, source = selector.NewestKnown, "newest-known"
+			var err error
+			if dv, source, err = engineVersion(r, live); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 		}
 		return selector.Run(ctx, selector.Request{
@@ -379,4 +377,30 @@ func (p *progressWriter) done() {
 	if p.last > 0 {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.last))
 	}
+}
+
+// engineVersion is the Docker release to decide for when --docker-version
+// is not given: dockerd's own, or the newest release graphprobe knows when
+// no dockerd is installed (provisioning before Docker). A dockerd that is
+// installed but did not tell its version (too slow at boot, broken) is an
+// error, not the newest release: a newer release's choice (the containerd
+// snapshotter "overlayfs" for 29) stops an older dockerd from starting.
+func engineVersion(r *probe.Report, live bool) (selector.DockerVersion, string, error) {
+	d := r.Docker
+	if d.Version != "" {
+		if v, err := selector.ParseDockerVersion(d.Version); err == nil {
+			return v, "dockerd", nil
+		}
+	}
+	if live && d.Binary != "" {
+		why := "no version in its output"
+		for _, w := range r.Warnings {
+			if strings.HasPrefix(w, d.Binary+" --version") || strings.HasPrefix(w, "parse docker version") {
+				why = w
+				break
+			}
+		}
+		return selector.DockerVersion{}, "", fmt.Errorf("read the version of %s: %s; pass --docker-version (its release, e.g. 20.10) so that the decision fits it; nothing was changed", d.Binary, why)
+	}
+	return selector.NewestKnown, "newest-known", nil
 }
