@@ -113,6 +113,7 @@ for fs in %s; do
 	run bench-$fs graphprobe select --dry-run --format json --data-root /mnt/$fs/docker \
 		--config /tmp/bench-$fs/daemon.json --lock-file /tmp/bench-$fs/lock
 done
+%s
 # overlay2.size: xfs mounted afresh with project quotas, where the kernel
 # has them, takes a per-container size limit (see checkSizeOption).
 if grep -qx xfs /tmp/fslist && umount /mnt/xfs; then
@@ -123,9 +124,8 @@ if grep -qx xfs /tmp/fslist && umount /mnt/xfs; then
 			--data-root /mnt/xfs/docker --config /tmp/size/daemon.json --lock-file /tmp/size/lock
 	fi
 fi
-%s
 run dmesg dmesg
-`, strings.Join(dockerVersions, " "), strings.Join(benchFS, " "), xfsDevice(), extra)
+`, strings.Join(dockerVersions, " "), strings.Join(benchFS, " "), extra, xfsDevice())
 	b.WriteString(InitEnd)
 	return b.String()
 }
