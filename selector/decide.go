@@ -423,26 +423,14 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 		}
 	}
 	if d.ImageStore == StoreContainerd {
-		snap := Snapshotter(d.Driver)
-		if snap == "" {
-			// No snapshotter twin: keep graph-driver mode.
-			d.ImageStore = StoreGraphDriver
-			d.SetContainerdSnapshotter = nil
-			if d.DockerVersion.ContainerdStoreDefault() && !ForcesGraphDriverMode(d.Driver) {
-				d.SetContainerdSnapshotter = boolPtr(false)
-			}
-		} else {
+		if snap := Snapshotter(d.Driver); snap != "" {
 			d.StorageDriver = snap
 			d.StorageOpts = nil
-			if ForcesGraphDriverMode(snap) && d.SetContainerdSnapshotter == nil {
-				d.SetContainerdSnapshotter = boolPtr(true)
-			}
+		} else {
+			// No snapshotter twin (fuse-overlayfs, btrfs, zfs): dockerd
+			// 29 reads the graph driver's name as that graph driver.
+			d.ImageStore, d.SetContainerdSnapshotter = StoreGraphDriver, nil
 		}
-	} else if d.DockerVersion.ContainerdStoreDefault() && !ForcesGraphDriverMode(d.Driver) && d.SetContainerdSnapshotter == nil {
-		// fuse-overlayfs or zfs as a graph driver on 29+: only
-		// features.containerd-snapshotter=false keeps dockerd from
-		// reading the name as a snapshotter.
-		d.SetContainerdSnapshotter = boolPtr(false)
 	}
 	d.noteOwnChoice(r, opts)
 }
