@@ -17,12 +17,14 @@ import (
 
 const repoRoot = "../.."
 
-// refusalDropIn sets the driver with a dockerd flag, as some hosts do: a
-// daemon.json storage-driver beside it would stop dockerd, so graphprobe
-// must refuse (exit 4) and Docker must still start, with the flag's driver.
+// refusalDropIn sets another driver than graphprobe decides (vfs, where
+// overlay2 runs) with a dockerd flag, as some hosts do: a daemon.json
+// storage-driver beside it would stop dockerd, so graphprobe must refuse
+// (exit 4) and Docker must still start, with the flag's driver. (A flag
+// that names the decided driver is left alone with exit 0.)
 const refusalDropIn = `[Service]
 ExecStart=
-ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock -s overlay2
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock -s vfs
 `
 
 // sandboxTrouble is what graphprobe or systemd print when the unit's
@@ -155,8 +157,8 @@ func checkRefused(t *testing.T, b *boot) {
 	if dock["ActiveState"] != "active" {
 		t.Errorf("%s: docker.service is %s/%s, want active (a refusal must not stop Docker)", name, dock["ActiveState"], dock["SubState"])
 	}
-	if got := b.text("docker-driver"); got != "overlay2" {
-		t.Errorf("%s: docker info reports driver %q, want overlay2 (the -s flag's)", name, got)
+	if got := b.text("docker-driver"); got != "vfs" {
+		t.Errorf("%s: docker info reports driver %q, want vfs (the -s flag's)", name, got)
 	}
 	if b.sections["daemon-json"].status == 0 {
 		t.Errorf("%s: graphprobe wrote daemon.json although it refused:\n%s", name, b.text("daemon-json"))
