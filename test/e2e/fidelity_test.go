@@ -542,12 +542,14 @@ func printFidelityTable(t *testing.T, caches []*dockertest.Cache) {
 				b.WriteString(" — |")
 				continue
 			case cell.own != "" && cell.own != cell.graphprobe:
+				// "fails to start: <dockerd's words>" → "fails to start".
 				own := cell.own
-				if i := strings.Index(own, " fails"); i >= 0 {
-					own = own[:i+len(" fails")]
-					if j := strings.Index(cell.own[i:], " to start"); j == len(" fails") {
-						own += " to start"
+				if i := strings.Index(own, "fails"); i >= 0 {
+					rest := own[i:]
+					if j := strings.IndexByte(rest, ':'); j >= 0 {
+						rest = rest[:j]
 					}
+					own = own[:i] + rest
 				}
 				fmt.Fprintf(&b, " %s; dockerd alone: %s |", cell.graphprobe, own)
 			default:
