@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/graphprobe/graphprobe/internal/testutil"
 )
 
 // StorageModules are the modules a storage test needs: the filesystems of
@@ -175,11 +177,11 @@ func BaseInitramfs(ctx context.Context, k Kernel) (string, error) {
 			return "", err
 		}
 	}
-	if err := copyFile(bb, filepath.Join(stage, "bin/busybox"), 0o755); err != nil {
+	if err := testutil.CopyFile(bb, filepath.Join(stage, "bin/busybox"), 0o755); err != nil {
 		return "", err
 	}
 	if k.Config != "" {
-		if err := copyFile(k.Config, filepath.Join(stage, "boot", "config-"+k.Release), 0o644); err != nil {
+		if err := testutil.CopyFile(k.Config, filepath.Join(stage, "boot", "config-"+k.Release), 0o644); err != nil {
 			return "", err
 		}
 	}
@@ -197,7 +199,7 @@ func BaseInitramfs(ctx context.Context, k Kernel) (string, error) {
 		}
 		for _, f := range []string{"modules.builtin", "modules.builtin.modinfo", "modules.order"} {
 			if _, err := os.Stat(filepath.Join(k.Modules, f)); err == nil {
-				if err := copyFile(filepath.Join(k.Modules, f), filepath.Join(dstDir, f), 0o644); err != nil {
+				if err := testutil.CopyFile(filepath.Join(k.Modules, f), filepath.Join(dstDir, f), 0o644); err != nil {
 					return "", err
 				}
 			}
@@ -228,7 +230,7 @@ func Initramfs(ctx context.Context, base, out, init string, files map[string]str
 		if err := os.MkdirAll(filepath.Join(stage, filepath.Dir(dst)), 0o755); err != nil {
 			return err
 		}
-		if err := copyFile(src, filepath.Join(stage, dst), 0o755); err != nil {
+		if err := testutil.CopyFile(src, filepath.Join(stage, dst), 0o755); err != nil {
 			return err
 		}
 	}
@@ -258,21 +260,4 @@ func Initramfs(ctx context.Context, base, out, init string, files map[string]str
 		}
 	}
 	return w.Close()
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -213,17 +213,7 @@ func describeBuild(b Build) string {
 // and names the first field that differs.
 func diffFields(what string, a, b any) string {
 	am, bm := asMap(a), asMap(b)
-	keys := make([]string, 0, len(am)+len(bm))
-	for k := range am {
-		keys = append(keys, k)
-	}
-	for k := range bm {
-		if _, ok := am[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range unionKeys(am, bm) {
 		if !bytes.Equal(am[k], bm[k]) {
 			return fmt.Sprintf("%s %s %s → %s", what, k, show(am[k]), show(bm[k]))
 		}
@@ -249,8 +239,9 @@ func show(b json.RawMessage) string {
 	return s
 }
 
-func diffFiles(a, b map[string]string) string {
-	var keys []string
+// unionKeys are the keys of a and b, sorted.
+func unionKeys[V any](a, b map[string]V) []string {
+	keys := make([]string, 0, len(a)+len(b))
 	for k := range a {
 		keys = append(keys, k)
 	}
@@ -260,7 +251,11 @@ func diffFiles(a, b map[string]string) string {
 		}
 	}
 	slices.Sort(keys)
-	for _, k := range keys {
+	return keys
+}
+
+func diffFiles(a, b map[string]string) string {
+	for _, k := range unionKeys(a, b) {
 		if a[k] != b[k] {
 			switch {
 			case a[k] == "" || a[k] == absent:

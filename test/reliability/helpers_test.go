@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -91,7 +90,7 @@ func binaries(t testing.TB) {
 			buildErr = err
 			return
 		}
-		buildErr = copyFile(self, testBin, 0o755)
+		buildErr = testutil.CopyFile(self, testBin, 0o755)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -105,23 +104,6 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // ---------------------------------------------------------------------------
