@@ -7,30 +7,37 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
-)
-
-// Image store modes.
-const (
-	StoreGraphDriver = "graphdriver"
-	StoreContainerd  = "containerd"
-)
-
-// Strategies.
-const (
-	StrategyPriority = "priority"
-	StrategyFastest  = "fastest"
+	"github.com/graphprobe/graphprobe/selector/daemonjson"
+	"github.com/graphprobe/graphprobe/selector/dockerflags"
+	"github.com/graphprobe/graphprobe/selector/policy"
 )
 
 // Configured is what the daemon.json in use already says.
 type Configured struct {
 	StorageDriver string
 	StorageOpts   []string
+	// HasStorageDriver is true when daemon.json has the storage-driver
+	// key, even with an empty value: dockerd then refuses a -s flag too.
+	HasStorageDriver bool
 	// ContainerdSnapshotter is features.containerd-snapshotter, nil if unset.
 	ContainerdSnapshotter *bool
 }
 
-// Options steer a decision.
-type Options struct {
+// ConfiguredIn is what a parsed daemon.json says; nil (no file) says
+// nothing.
+func ConfiguredIn(doc *daemonjson.Document) Configured {
+	if doc == nil {
+		return Configured{}
+	}
+	return Configured{StorageDriver: doc.StorageDriver, StorageOpts: doc.StorageOpts,
+		HasStorageDriver: doc.HasStorageDriver, ContainerdSnapshotter: doc.Snapshotter}
+}
+
+// Inputs are everything a decision depends on besides the host and the
+// release: the user's choices, the policy (as an order and exclusions, see
+// PolicyInputs), what daemon.json and dockerd's command line already say,
+// and what a live proof found.
+type Inputs struct {
 	// Driver is --driver: check and use this one, or fail saying why not.
 	Driver string
 	// Force allows switching away from a driver that has data.
@@ -44,12 +51,22 @@ type Options struct {
 	StorageOpts map[string][]string
 	// ImageStore is the policy's preference for Docker 29+: "" follows
 	// dockerd's own default, "graphdriver" or "containerd" force one.
-	ImageStore string
+	ImageStore policy.ImageStore
 	Configured Configured
+	// Flags are the storage settings dockerd gets from its command line and
+	// environment (dockerflags.Report.Findings): dockerd refuses a
+	// daemon.json that repeats them, and DOCKER_DRIVER overrides it.
+	Flags []dockerflags.Finding
 	// Failed are drivers whose live initialisation failed, with the error:
 	// they are rejected as dockerd would move past them.
 	Failed map[string]string
+
+	// pick is the strategy's choice among the eligible drivers (Choose),
+	// taken where the priority order would decide.
+	pick *pick
 }
+
+type pick struct{ driver, reason string }
 
 // Candidate is one driver's standing in a decision.
 type Candidate struct {
@@ -92,7 +109,7 @@ type Decision struct {
 	// graph driver, or its containerd snapshotter in the containerd store.
 	StorageDriver string
 	StorageOpts   []string
-	ImageStore    string
+	ImageStore    policy.ImageStore
 	// SetContainerdSnapshotter, when non-nil, is the value
 	// features.containerd-snapshotter must have for dockerd to read
 	// StorageDriver as intended.
@@ -107,25 +124,20 @@ type Decision struct {
 	// (not by --driver, the configuration or prior state): only then may
 	// the fastest strategy pick another.
 	FromOrder bool
+	// Write is the daemon.json change the decision asks for (see Apply);
+	// nil when it asks for none: no driver, or a refusal that stops before
+	// daemon.json is looked at. A refusal over dockerd's storage flags
+	// keeps it, to show what would have been written.
+	Write *Write
 
 	host *probe.Report
-	opts Options
-}
-
-// Override replaces a choice made by the priority order with another
-// eligible driver (the fastest strategy's pick).
-func (d *Decision) Override(driver, reason string) error {
-	c := d.Candidate(driver)
-	if c == nil || !c.Eligible {
-		return fmt.Errorf("override with %s: not eligible", driver)
-	}
-	if !d.FromOrder {
-		return fmt.Errorf("override with %s: the driver was not chosen by priority order", driver)
-	}
-	d.Driver, d.Reason = driver, reason
-	d.Warnings = nil
-	d.finish(d.host, d.opts, nil)
-	return nil
+	in   Inputs
+	// liftable: the refusal names a driver dockerd's command line sets
+	// that another choice among the eligible ones (the fastest strategy's)
+	// would agree with; only a proof can tell.
+	liftable bool
+	// choiceReason is Reason before plan added to it.
+	choiceReason string
 }
 
 // Candidate returns the named candidate.
@@ -150,9 +162,12 @@ func (d *Decision) Eligible() []string {
 }
 
 // Decide chooses a driver as dockerd of version dv would on the host the
-// report describes, then applies the caller's policy. It is pure.
-func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
-	d := &Decision{DockerVersion: dv, host: r, opts: opts}
+// report describes, then applies the caller's policy and checks the choice
+// against what dockerd's command line sets. It is pure: the plan it
+// returns holds the candidates in order, the choice, every refusal, and
+// the daemon.json change.
+func Decide(r *probe.Report, dv DockerVersion, opts Inputs) *Decision {
+	d := &Decision{DockerVersion: dv, host: r, in: opts}
 	d.Order = order(dv, opts.Priority)
 	prior := map[string]bool{}
 	for _, p := range r.PriorDrivers {
@@ -205,6 +220,7 @@ func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
 		d.finish(r, opts, prior)
 	}
 	d.explain(opts)
+	d.plan(opts)
 	return d
 }
 
@@ -231,7 +247,7 @@ func order(dv DockerVersion, policy []string) []string {
 	return out
 }
 
-func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) {
+func (d *Decision) choose(r *probe.Report, opts Inputs, prior map[string]bool) {
 	d.chooseDriver(r, opts, prior)
 	d.refuseHiddenVfs(r, opts, prior)
 }
@@ -239,7 +255,7 @@ func (d *Decision) choose(r *probe.Report, opts Options, prior map[string]bool) 
 // refuseHiddenVfs stops a choice that would hide vfs images: dockerd never
 // counts vfs data as prior state, so with any other driver they silently
 // vanish from docker images.
-func (d *Decision) refuseHiddenVfs(r *probe.Report, opts Options, prior map[string]bool) {
+func (d *Decision) refuseHiddenVfs(r *probe.Report, opts Inputs, prior map[string]bool) {
 	if !prior["vfs"] || d.Driver == "" || d.Driver == "vfs" || d.Refusal != nil {
 		return
 	}
@@ -254,7 +270,7 @@ func (d *Decision) refuseHiddenVfs(r *probe.Report, opts Options, prior map[stri
 	d.Driver, d.FromOrder = "", false
 }
 
-func (d *Decision) chooseDriver(r *probe.Report, opts Options, prior map[string]bool) {
+func (d *Decision) chooseDriver(r *probe.Report, opts Inputs, prior map[string]bool) {
 	// vfs data is not prior state to dockerd (refuseHiddenVfs).
 	var priorList []string
 	for _, p := range r.PriorDrivers {
@@ -372,6 +388,12 @@ func (d *Decision) chooseDriver(r *probe.Report, opts Options, prior map[string]
 		d.Warnings = append(d.Warnings, fmt.Sprintf("--force: the images and containers under %s/%s stay on disk but are hidden", dataRoot, removed[0]))
 	}
 
+	if p := opts.pick; p != nil {
+		if c := d.Candidate(p.driver); c != nil && c.Eligible {
+			d.Driver, d.Reason, d.FromOrder = p.driver, p.reason, true
+			return
+		}
+	}
 	for _, name := range d.Order {
 		if c := d.Candidate(name); c != nil && c.Eligible {
 			d.Driver = name
@@ -387,7 +409,7 @@ func (d *Decision) chooseDriver(r *probe.Report, opts Options, prior map[string]
 }
 
 // finish fills in the image store, the storage-driver value and opts.
-func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) {
+func (d *Decision) finish(r *probe.Report, opts Inputs, prior map[string]bool) {
 	c := d.Candidate(d.Driver)
 	d.StorageOpts = append([]string{}, c.StorageOpts...)
 	if len(c.Unverified) > 0 {
@@ -395,7 +417,7 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 	}
 	d.ImageStore, d.SetContainerdSnapshotter = imageStore(d.DockerVersion, d.Driver, len(r.PriorDrivers) > 0, opts)
 	d.StorageDriver = d.Driver
-	if d.ImageStore == StoreContainerd && Snapshotter(d.Driver) != "" && r.Fact(probe.FactDType).No() {
+	if d.ImageStore == policy.ImageStoreContainerd && Snapshotter(d.Driver) != "" && r.Fact(probe.FactDType).No() {
 		// Seen with dockerd 29.7.2: on a data-root without d_type the
 		// containerd store does not start, whatever the snapshotter
 		// ("error initializing buildkit: ... unknown service
@@ -407,9 +429,9 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 			return
 		}
 		d.Reason += "; graph-driver mode: " + why
-		d.ImageStore, d.SetContainerdSnapshotter = StoreGraphDriver, nil
+		d.ImageStore, d.SetContainerdSnapshotter = policy.ImageStoreGraphDriver, nil
 	}
-	if d.ImageStore == StoreContainerd && !opts.Force {
+	if d.ImageStore == policy.ImageStoreContainerd && !opts.Force {
 		var graphData []string
 		for _, p := range r.PriorDrivers {
 			graphData = append(graphData, r.DataRoot.Path+"/"+p)
@@ -422,14 +444,14 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 			return
 		}
 	}
-	if d.ImageStore == StoreContainerd {
+	if d.ImageStore == policy.ImageStoreContainerd {
 		if snap := Snapshotter(d.Driver); snap != "" {
 			d.StorageDriver = snap
 			d.StorageOpts = nil
 		} else {
 			// No snapshotter twin (fuse-overlayfs, btrfs, zfs): dockerd
 			// 29 reads the graph driver's name as that graph driver.
-			d.ImageStore, d.SetContainerdSnapshotter = StoreGraphDriver, nil
+			d.ImageStore, d.SetContainerdSnapshotter = policy.ImageStoreGraphDriver, nil
 		}
 	}
 	d.noteOwnChoice(r, opts)
@@ -437,15 +459,15 @@ func (d *Decision) finish(r *probe.Report, opts Options, prior map[string]bool) 
 
 // explicitContainerdStore reports whether the containerd store was asked
 // for, rather than being the release's default.
-func explicitContainerdStore(opts Options) bool {
+func explicitContainerdStore(opts Inputs) bool {
 	feat := opts.Configured.ContainerdSnapshotter
-	return opts.ImageStore == StoreContainerd || (feat != nil && *feat)
+	return opts.ImageStore == policy.ImageStoreContainerd || (feat != nil && *feat)
 }
 
 // containerdStoreSource says who switched the containerd store on.
-func containerdStoreSource(opts Options) string {
+func containerdStoreSource(opts Inputs) string {
 	switch feat := opts.Configured.ContainerdSnapshotter; {
-	case opts.ImageStore == StoreContainerd:
+	case opts.ImageStore == policy.ImageStoreContainerd:
 		return "asked for with --image-store or the policy's imageStore"
 	case feat != nil && *feat:
 		return "features.containerd-snapshotter is true in daemon.json"
@@ -458,11 +480,11 @@ func containerdStoreSource(opts Options) string {
 // which it starts without checking the data-root. Where overlay cannot
 // run there (no d_type, a data-root on overlayfs) that choice fails to
 // start or to import an image.
-func (d *Decision) noteOwnChoice(r *probe.Report, opts Options) {
+func (d *Decision) noteOwnChoice(r *probe.Report, opts Inputs) {
 	if !d.DockerVersion.ContainerdStoreDefault() || len(r.PriorDrivers) > 0 || opts.Configured.ContainerdSnapshotter != nil {
 		return
 	}
-	if d.ImageStore == StoreContainerd && d.StorageDriver == "overlayfs" {
+	if d.ImageStore == policy.ImageStoreContainerd && d.StorageDriver == "overlayfs" {
 		return
 	}
 	ov := d.Candidate("overlay2")
@@ -475,63 +497,63 @@ func (d *Decision) noteOwnChoice(r *probe.Report, opts Options) {
 // imageStore decides graph driver or containerd store, following dockerd
 // 29's own choice: explicit features.containerd-snapshotter first, then the
 // storage-driver name, then prior graph-driver state, then the default.
-func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Options) (string, *bool) {
+func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Inputs) (policy.ImageStore, *bool) {
 	feat := opts.Configured.ContainerdSnapshotter
 	if !dv.ContainerdStoreAvailable() {
-		return StoreGraphDriver, nil
+		return policy.ImageStoreGraphDriver, nil
 	}
 	if opts.Driver != "" && opts.ImageStore == "" {
 		// --driver means what the user typed: a snapshotter name is the
 		// containerd store, a graph driver's name the graph driver.
 		if GraphDriverFor(opts.Driver) != opts.Driver {
-			opts.ImageStore = StoreContainerd
+			opts.ImageStore = policy.ImageStoreContainerd
 		} else {
-			opts.ImageStore = StoreGraphDriver
+			opts.ImageStore = policy.ImageStoreGraphDriver
 		}
 	}
 	switch opts.ImageStore {
-	case StoreGraphDriver:
+	case policy.ImageStoreGraphDriver:
 		if feat != nil && *feat {
-			return StoreGraphDriver, boolPtr(false)
+			return policy.ImageStoreGraphDriver, boolPtr(false)
 		}
-		return StoreGraphDriver, nil
-	case StoreContainerd:
+		return policy.ImageStoreGraphDriver, nil
+	case policy.ImageStoreContainerd:
 		if hasPrior && !opts.Force {
 			// Graph-driver data stays visible only in graph-driver mode.
-			return StoreGraphDriver, nil
+			return policy.ImageStoreGraphDriver, nil
 		}
 		if feat != nil && *feat {
-			return StoreContainerd, nil
+			return policy.ImageStoreContainerd, nil
 		}
 		if !dv.ContainerdStoreDefault() || feat != nil {
-			return StoreContainerd, boolPtr(true)
+			return policy.ImageStoreContainerd, boolPtr(true)
 		}
-		return StoreContainerd, nil
+		return policy.ImageStoreContainerd, nil
 	}
 	if feat != nil {
 		if *feat {
-			return StoreContainerd, nil
+			return policy.ImageStoreContainerd, nil
 		}
-		return StoreGraphDriver, nil
+		return policy.ImageStoreGraphDriver, nil
 	}
 	if !dv.ContainerdStoreDefault() {
-		return StoreGraphDriver, nil
+		return policy.ImageStoreGraphDriver, nil
 	}
 	if cfg := opts.Configured.StorageDriver; cfg != "" && GraphDriverFor(cfg) == driver {
 		switch {
 		case ForcesGraphDriverMode(cfg):
-			return StoreGraphDriver, nil
+			return policy.ImageStoreGraphDriver, nil
 		case cfg == driver && hasPrior:
 			// "fuse-overlayfs" or "zfs" with graph-driver data: dockerd 29
 			// would read the name as a snapshotter and hide the data.
-			return StoreGraphDriver, nil
+			return policy.ImageStoreGraphDriver, nil
 		}
-		return StoreContainerd, nil
+		return policy.ImageStoreContainerd, nil
 	}
 	if hasPrior {
-		return StoreGraphDriver, nil
+		return policy.ImageStoreGraphDriver, nil
 	}
-	return StoreContainerd, nil
+	return policy.ImageStoreContainerd, nil
 }
 
 func boolPtr(b bool) *bool { return &b }

@@ -6,6 +6,7 @@ import (
 
 	_ "github.com/graphprobe/graphprobe/drivers" // registry
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/selector/policy"
 )
 
 // host is a compact description of a probe report.
@@ -77,21 +78,21 @@ func TestDecide(t *testing.T) {
 		name    string
 		host    host
 		docker  string
-		opts    Options
+		opts    Inputs
 		driver  string // graph driver chosen
 		written string // storage-driver value, defaults to driver
-		store   string
+		store   policy.ImageStore
 		optsOut []string
 		refusal string
 		reason  string // substring of the reason
 	}{
-		{name: "modern ext4, 20.10", host: modernExt4, docker: "20.10.24", driver: "overlay2", store: StoreGraphDriver, reason: "priority order"},
-		{name: "modern ext4, 29 uses the containerd store", host: modernExt4, docker: "29.0.0", driver: "overlay2", written: "overlayfs", store: StoreContainerd},
-		{name: "modern ext4, 29, policy keeps graph drivers", host: modernExt4, docker: "29.0.0", opts: Options{ImageStore: StoreGraphDriver}, driver: "overlay2", store: StoreGraphDriver},
-		{name: "modern ext4, 29, prior overlay2 keeps graph drivers", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "29.0.0", driver: "overlay2", store: StoreGraphDriver, reason: "prior state"},
-		{name: "modern ext4, 29, configured overlay2 stays a graph driver", host: modernExt4, docker: "29.0.0", opts: Options{Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", store: StoreGraphDriver, reason: "already configured"},
-		{name: "btrfs root, 20.10 picks btrfs first", host: btrfsRoot, docker: "20.10.24", driver: "btrfs", store: StoreGraphDriver},
-		{name: "btrfs root, 23.0 prefers overlay2", host: btrfsRoot, docker: "23.0.6", driver: "overlay2", store: StoreGraphDriver},
+		{name: "modern ext4, 20.10", host: modernExt4, docker: "20.10.24", driver: "overlay2", store: policy.ImageStoreGraphDriver, reason: "priority order"},
+		{name: "modern ext4, 29 uses the containerd store", host: modernExt4, docker: "29.0.0", driver: "overlay2", written: "overlayfs", store: policy.ImageStoreContainerd},
+		{name: "modern ext4, 29, policy keeps graph drivers", host: modernExt4, docker: "29.0.0", opts: Inputs{ImageStore: policy.ImageStoreGraphDriver}, driver: "overlay2", store: policy.ImageStoreGraphDriver},
+		{name: "modern ext4, 29, prior overlay2 keeps graph drivers", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "29.0.0", driver: "overlay2", store: policy.ImageStoreGraphDriver, reason: "prior state"},
+		{name: "modern ext4, 29, configured overlay2 stays a graph driver", host: modernExt4, docker: "29.0.0", opts: Inputs{Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", store: policy.ImageStoreGraphDriver, reason: "already configured"},
+		{name: "btrfs root, 20.10 picks btrfs first", host: btrfsRoot, docker: "20.10.24", driver: "btrfs", store: policy.ImageStoreGraphDriver},
+		{name: "btrfs root, 23.0 prefers overlay2", host: btrfsRoot, docker: "23.0.6", driver: "overlay2", store: policy.ImageStoreGraphDriver},
 		{name: "xenial, 17.03 picks aufs", host: xenial, docker: "17.03.2", driver: "aufs"},
 		{name: "xenial, 17.09 picks overlay2", host: xenial, docker: "17.09.1", driver: "overlay2"},
 		{name: "xenial, 24.0 picks overlay2", host: xenial, docker: "24.0.7", driver: "overlay2"},
@@ -106,44 +107,44 @@ func TestDecide(t *testing.T) {
 		{name: "centos 7.2 xfs ftype=0 falls to devicemapper", host: centos72, docker: "19.03.15", driver: "devicemapper"},
 		{name: "dind on overlayfs, 20.10 uses fuse-overlayfs", host: dind, docker: "20.10.24", driver: "fuse-overlayfs"},
 		{name: "dind on overlayfs without fuse, 20.10 falls to vfs", host: with(dind, func(h *host) { h.fuse = false }), docker: "20.10.24", driver: "vfs"},
-		{name: "dind on overlayfs, 29 runs the fuse-overlayfs graph driver", host: dind, docker: "29.0.0", driver: "fuse-overlayfs", written: "fuse-overlayfs", store: StoreGraphDriver, reason: "overlayfs snapshotter, which fails here"},
-		{name: "dind on overlayfs without fuse, 29 uses the native snapshotter", host: with(dind, func(h *host) { h.fuse = false }), docker: "29.0.0", driver: "vfs", written: "native", store: StoreContainerd},
-		{name: "no d_type, 29 keeps vfs in graph-driver mode", host: noDType, docker: "29.0.0", driver: "vfs", written: "vfs", store: StoreGraphDriver, reason: "containerd image store cannot start"},
-		{name: "no d_type, containerd store asked for", host: noDType, docker: "29.0.0", opts: Options{ImageStore: StoreContainerd}, reason: "was asked for"},
+		{name: "dind on overlayfs, 29 runs the fuse-overlayfs graph driver", host: dind, docker: "29.0.0", driver: "fuse-overlayfs", written: "fuse-overlayfs", store: policy.ImageStoreGraphDriver, reason: "overlayfs snapshotter, which fails here"},
+		{name: "dind on overlayfs without fuse, 29 uses the native snapshotter", host: with(dind, func(h *host) { h.fuse = false }), docker: "29.0.0", driver: "vfs", written: "native", store: policy.ImageStoreContainerd},
+		{name: "no d_type, 29 keeps vfs in graph-driver mode", host: noDType, docker: "29.0.0", driver: "vfs", written: "vfs", store: policy.ImageStoreGraphDriver, reason: "containerd image store cannot start"},
+		{name: "no d_type, containerd store asked for", host: noDType, docker: "29.0.0", opts: Inputs{ImageStore: policy.ImageStoreContainerd}, reason: "was asked for"},
 		{name: "prior vfs data would be hidden", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", refusal: "prior-state"},
-		{name: "prior vfs data, vfs chosen", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Options{Driver: "vfs"}, driver: "vfs"},
-		{name: "prior vfs data, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Options{Force: true}, driver: "overlay2"},
-		{name: "containerd store switched on over overlay2 data", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "28.5.2", opts: Options{Configured: Configured{ContainerdSnapshotter: boolPtr(true)}}, refusal: "prior-state"},
+		{name: "prior vfs data, vfs chosen", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Inputs{Driver: "vfs"}, driver: "vfs"},
+		{name: "prior vfs data, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"vfs"} }), docker: "25.0.3", opts: Inputs{Force: true}, driver: "overlay2"},
+		{name: "containerd store switched on over overlay2 data", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "28.5.2", opts: Inputs{Configured: Configured{ContainerdSnapshotter: boolPtr(true)}}, refusal: "prior-state"},
 		{name: "no d_type, 25 falls to vfs", host: noDType, docker: "25.0.3", driver: "vfs"},
 		{name: "no d_type, 17.03 only warns and runs overlay2", host: noDType, docker: "17.03.2", driver: "overlay2"},
 		{name: "no d_type, 17.12 refuses it", host: noDType, docker: "17.12.1", driver: "vfs"},
 		{name: "prior aufs after the module went", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", refusal: "prior-state"},
-		{name: "prior aufs, forced", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", opts: Options{Force: true}, driver: "overlay2"},
+		{name: "prior aufs, forced", host: with(xenial, func(h *host) { h.aufs = probe.ModuleAbsent; h.prior = []string{"aufs"} }), docker: "20.10.24", opts: Inputs{Force: true}, driver: "overlay2"},
 		{name: "prior aufs on docker 24", host: with(xenial, func(h *host) { h.prior = []string{"aufs"} }), docker: "24.0.7", refusal: "prior-state"},
 		{name: "prior aufs kept on 20.10", host: with(xenial, func(h *host) { h.prior = []string{"aufs"} }), docker: "20.10.24", driver: "aufs", reason: "prior state"},
 		{name: "several prior drivers", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "20.10.24", refusal: "several-prior"},
 		{name: "several prior drivers, one removed in 25", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "25.0.3", driver: "overlay2", reason: "prior state"},
 		{name: "prior overlay only, docker 24", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay"} }), docker: "24.0.7", refusal: "prior-state"},
-		{name: "several prior drivers, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "20.10.24", opts: Options{Force: true}, driver: "overlay2"},
-		{name: "--driver vfs", host: modernExt4, docker: "20.10.24", opts: Options{Driver: "vfs"}, driver: "vfs", reason: "--driver"},
-		{name: "--driver vfs over prior overlay2", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Options{Driver: "vfs"}, refusal: "prior-state"},
-		{name: "--driver vfs over prior overlay2, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Options{Driver: "vfs", Force: true}, driver: "vfs"},
-		{name: "--driver aufs on 24 fails", host: xenial, docker: "24.0.7", opts: Options{Driver: "aufs"}, driver: "", reason: "removed in Docker 24.0"},
-		{name: "--driver overlay2 without d_type fails", host: noDType, docker: "20.10.24", opts: Options{Driver: "overlay2"}, driver: "", reason: "without d_type"},
-		{name: "configured snapshotter name on 24 is rewritten", host: modernExt4, docker: "24.0.7", opts: Options{Configured: Configured{StorageDriver: "overlayfs"}}, driver: "overlay2", store: StoreGraphDriver, reason: `the configured storage-driver "overlayfs" is rewritten as "overlay2" (the graph driver's name) for the graph-driver image store that Docker 24.0.7 uses here; overlay2 can run here`},
-		{name: "configured graph driver, policy asks for the containerd store", host: modernExt4, docker: "29.0.0", opts: Options{ImageStore: StoreContainerd, Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", written: "overlayfs", store: StoreContainerd, reason: `the configured storage-driver "overlay2" is rewritten as "overlayfs" (its containerd snapshotter's name) for the containerd image store asked for (imageStore containerd)`},
-		{name: "configured graph driver, policy asks for the containerd store on 28", host: modernExt4, docker: "28.5.2", opts: Options{ImageStore: StoreContainerd, Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", written: "overlayfs", store: StoreContainerd, reason: "rewritten as \"overlayfs\""},
-		{name: "configured graph driver, feature switched off for the graph-driver store", host: modernExt4, docker: "29.0.0", opts: Options{ImageStore: StoreGraphDriver, Configured: Configured{StorageDriver: "overlay2", ContainerdSnapshotter: boolPtr(true)}}, driver: "overlay2", store: StoreGraphDriver, reason: "features.containerd-snapshotter is set to false for the graph-driver image store asked for (imageStore graphdriver)"},
-		{name: "configured driver kept", host: btrfsRoot, docker: "20.10.24", opts: Options{Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", reason: "already configured"},
-		{name: "configured driver broken, no data", host: noDType, docker: "20.10.24", opts: Options{Configured: Configured{StorageDriver: "overlay2"}}, driver: "vfs"},
-		{name: "configured driver broken, with data", host: with(noDType, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Options{Configured: Configured{StorageDriver: "overlay2"}}, refusal: "configured-driver"},
-		{name: "policy priority", host: btrfsRoot, docker: "20.10.24", opts: Options{Priority: []string{"overlay2"}}, driver: "overlay2", reason: "policy"},
-		{name: "policy excludes every driver that can run", host: modernExt4, docker: "25.0.3", opts: Options{Exclude: []string{"overlay2", "fuse-overlayfs", "vfs"}}, driver: "", reason: "the policy leaves no storage driver for Docker 25.0.3: overlay2, fuse-overlayfs and vfs can run on this host, but the policy excludes them or leaves them out of its priority list; allow one of them"},
-		{name: "policy excludes the only driver that can run", host: noDType, docker: "25.0.3", opts: Options{Exclude: []string{"vfs"}}, driver: "", reason: "vfs can run on this host, but the policy excludes it or leaves it out of its priority list; allow it"},
-		{name: "nothing runs, policy excludes nothing that could", host: noDType, docker: "25.0.3", opts: Options{Exclude: []string{"overlay2"}, Failed: map[string]string{"vfs": "mkdir: read-only file system"}}, driver: "", reason: "no storage driver can run on this host"},
-		{name: "policy exclude", host: modernExt4, docker: "20.10.24", opts: Options{Exclude: []string{"overlay2"}}, driver: "fuse-overlayfs"},
-		{name: "init failure moves on", host: modernExt4, docker: "20.10.24", opts: Options{Failed: map[string]string{"overlay2": "mount: invalid argument"}}, driver: "fuse-overlayfs"},
-		{name: "29, prior fuse-overlayfs configured keeps graph mode", host: with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }), docker: "29.0.0", opts: Options{Configured: Configured{StorageDriver: "fuse-overlayfs"}}, driver: "fuse-overlayfs", store: StoreGraphDriver},
+		{name: "several prior drivers, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2", "aufs"} }), docker: "20.10.24", opts: Inputs{Force: true}, driver: "overlay2"},
+		{name: "--driver vfs", host: modernExt4, docker: "20.10.24", opts: Inputs{Driver: "vfs"}, driver: "vfs", reason: "--driver"},
+		{name: "--driver vfs over prior overlay2", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Inputs{Driver: "vfs"}, refusal: "prior-state"},
+		{name: "--driver vfs over prior overlay2, forced", host: with(modernExt4, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Inputs{Driver: "vfs", Force: true}, driver: "vfs"},
+		{name: "--driver aufs on 24 fails", host: xenial, docker: "24.0.7", opts: Inputs{Driver: "aufs"}, driver: "", reason: "removed in Docker 24.0"},
+		{name: "--driver overlay2 without d_type fails", host: noDType, docker: "20.10.24", opts: Inputs{Driver: "overlay2"}, driver: "", reason: "without d_type"},
+		{name: "configured snapshotter name on 24 is rewritten", host: modernExt4, docker: "24.0.7", opts: Inputs{Configured: Configured{StorageDriver: "overlayfs"}}, driver: "overlay2", store: policy.ImageStoreGraphDriver, reason: `the configured storage-driver "overlayfs" is rewritten as "overlay2" (the graph driver's name) for the graph-driver image store that Docker 24.0.7 uses here; overlay2 can run here`},
+		{name: "configured graph driver, policy asks for the containerd store", host: modernExt4, docker: "29.0.0", opts: Inputs{ImageStore: policy.ImageStoreContainerd, Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", written: "overlayfs", store: policy.ImageStoreContainerd, reason: `the configured storage-driver "overlay2" is rewritten as "overlayfs" (its containerd snapshotter's name) for the containerd image store asked for (imageStore containerd)`},
+		{name: "configured graph driver, policy asks for the containerd store on 28", host: modernExt4, docker: "28.5.2", opts: Inputs{ImageStore: policy.ImageStoreContainerd, Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", written: "overlayfs", store: policy.ImageStoreContainerd, reason: "rewritten as \"overlayfs\""},
+		{name: "configured graph driver, feature switched off for the graph-driver store", host: modernExt4, docker: "29.0.0", opts: Inputs{ImageStore: policy.ImageStoreGraphDriver, Configured: Configured{StorageDriver: "overlay2", ContainerdSnapshotter: boolPtr(true)}}, driver: "overlay2", store: policy.ImageStoreGraphDriver, reason: "features.containerd-snapshotter is set to false for the graph-driver image store asked for (imageStore graphdriver)"},
+		{name: "configured driver kept", host: btrfsRoot, docker: "20.10.24", opts: Inputs{Configured: Configured{StorageDriver: "overlay2"}}, driver: "overlay2", reason: "already configured"},
+		{name: "configured driver broken, no data", host: noDType, docker: "20.10.24", opts: Inputs{Configured: Configured{StorageDriver: "overlay2"}}, driver: "vfs"},
+		{name: "configured driver broken, with data", host: with(noDType, func(h *host) { h.prior = []string{"overlay2"} }), docker: "20.10.24", opts: Inputs{Configured: Configured{StorageDriver: "overlay2"}}, refusal: "configured-driver"},
+		{name: "policy priority", host: btrfsRoot, docker: "20.10.24", opts: Inputs{Priority: []string{"overlay2"}}, driver: "overlay2", reason: "policy"},
+		{name: "policy excludes every driver that can run", host: modernExt4, docker: "25.0.3", opts: Inputs{Exclude: []string{"overlay2", "fuse-overlayfs", "vfs"}}, driver: "", reason: "the policy leaves no storage driver for Docker 25.0.3: overlay2, fuse-overlayfs and vfs can run on this host, but the policy excludes them or leaves them out of its priority list; allow one of them"},
+		{name: "policy excludes the only driver that can run", host: noDType, docker: "25.0.3", opts: Inputs{Exclude: []string{"vfs"}}, driver: "", reason: "vfs can run on this host, but the policy excludes it or leaves it out of its priority list; allow it"},
+		{name: "nothing runs, policy excludes nothing that could", host: noDType, docker: "25.0.3", opts: Inputs{Exclude: []string{"overlay2"}, Failed: map[string]string{"vfs": "mkdir: read-only file system"}}, driver: "", reason: "no storage driver can run on this host"},
+		{name: "policy exclude", host: modernExt4, docker: "20.10.24", opts: Inputs{Exclude: []string{"overlay2"}}, driver: "fuse-overlayfs"},
+		{name: "init failure moves on", host: modernExt4, docker: "20.10.24", opts: Inputs{Failed: map[string]string{"overlay2": "mount: invalid argument"}}, driver: "fuse-overlayfs"},
+		{name: "29, prior fuse-overlayfs configured keeps graph mode", host: with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }), docker: "29.0.0", opts: Inputs{Configured: Configured{StorageDriver: "fuse-overlayfs"}}, driver: "fuse-overlayfs", store: policy.ImageStoreGraphDriver},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,19 +188,19 @@ func TestDecideContainerdFeature(t *testing.T) {
 	// dockerd 29 reads the name of a graph driver it has (fuse-overlayfs,
 	// btrfs, zfs, overlay2, vfs) as that graph driver: no feature key is
 	// needed, and none is written.
-	d := Decide(with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }).report(), MustDockerVersion("29.0.0"), Options{})
-	if d.Driver != "fuse-overlayfs" || d.ImageStore != StoreGraphDriver {
+	d := Decide(with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }).report(), MustDockerVersion("29.0.0"), Inputs{})
+	if d.Driver != "fuse-overlayfs" || d.ImageStore != policy.ImageStoreGraphDriver {
 		t.Fatalf("driver %q store %q", d.Driver, d.ImageStore)
 	}
 	if d.SetContainerdSnapshotter != nil {
 		t.Fatalf("SetContainerdSnapshotter = %v, want unset", *d.SetContainerdSnapshotter)
 	}
-	d = Decide(btrfsRoot.report(), MustDockerVersion("29.0.0"), Options{Priority: []string{"btrfs"}})
-	if d.StorageDriver != "btrfs" || d.ImageStore != StoreGraphDriver || d.SetContainerdSnapshotter != nil {
+	d = Decide(btrfsRoot.report(), MustDockerVersion("29.0.0"), Inputs{Priority: []string{"btrfs"}})
+	if d.StorageDriver != "btrfs" || d.ImageStore != policy.ImageStoreGraphDriver || d.SetContainerdSnapshotter != nil {
 		t.Fatalf("btrfs: %+v", d)
 	}
 	// overlay2 in the containerd store on 29: "overlayfs" alone does it.
-	d = Decide(modernExt4.report(), MustDockerVersion("29.0.0"), Options{})
+	d = Decide(modernExt4.report(), MustDockerVersion("29.0.0"), Inputs{})
 	if d.SetContainerdSnapshotter != nil {
 		t.Fatalf("SetContainerdSnapshotter = %v, want unset", *d.SetContainerdSnapshotter)
 	}

@@ -1,13 +1,22 @@
 // Package selector turns a probe report into the storage driver the host's
 // Docker engine will accept and run best.
 //
-// The decision is pure: Decide takes a probe report, the target Docker
-// release and the caller's options, and returns every known driver's
-// eligibility with reasons and remedies, and the choice, following dockerd's
-// own rules release by release (priority lists, removed drivers, prior
-// state, the containerd image store from 29). It is tested without root.
+// The decision is a pipeline whose steps are separate so that each can be
+// tested alone and the pure ones run without root:
 //
-// Initialising and benchmarking the chosen driver (Prove) and writing
-// daemon.json (the daemonjson package) are separate steps the command line
-// strings together.
+//   - Decide (pure) takes a probe report, the target Docker release and
+//     the Inputs (--driver, --force, the policy as PolicyInputs makes it,
+//     what daemon.json and dockerd's command line already say) and returns
+//     the plan: every driver's eligibility with reasons and remedies in
+//     priority order, the choice, any refusal (prior state, the configured
+//     driver, dockerd's storage flags or DOCKER_DRIVER) and the daemon.json
+//     change, following dockerd's own rules release by release.
+//   - Prove initialises (and benchmarks) drivers on the live host, moving
+//     to the next one when an init fails as dockerd does, and decides
+//     again; it is skipped when the plan is already refused.
+//   - Choose applies the strategy (fastest) on the measurements.
+//   - Apply merges the change into daemon.json's bytes without writing.
+//
+// Run only sequences them and does the I/O (scanning dockerd's flags,
+// writing daemon.json and its report); `graphprobe matrix` calls Decide.
 package selector

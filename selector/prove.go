@@ -61,13 +61,16 @@ type InitResult struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// ProveResult is what Prove found.
+// ProveResult is what Trial (and Prove) found.
 type ProveResult struct {
 	Inits      []InitResult                `json:"inits"`
 	Benchmarks map[string]*DriverBenchmark `json:"benchmarks"`
 	// BenchLines are the results as Go benchmark lines (benchstat reads them).
 	BenchLines  []string          `json:"-"`
 	Environment map[string]string `json:"environment"`
+	// Warnings are init failures that would stop dockerd rather than
+	// make it move on (Prove).
+	Warnings []string `json:"-"`
 }
 
 // Init returns the init result of a driver.
@@ -80,12 +83,12 @@ func (p *ProveResult) Init(name string) *InitResult {
 	return nil
 }
 
-// Prove initialises drivers in a 0700 scratch home on the data-root's
+// Trial initialises drivers in a 0700 scratch home on the data-root's
 // filesystem and benchmarks them, all inside a private mount namespace:
-// when Prove returns (also on error or cancellation) every mount is gone
+// when Trial returns (also on error or cancellation) every mount is gone
 // and the scratch home is removed; if the process is killed, the kernel
 // drops the namespace's mounts and the next run removes the scratch home.
-func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
+func Trial(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 	res := &ProveResult{Benchmarks: map[string]*DriverBenchmark{}, Environment: map[string]string{}}
 	if req.Mode == "" {
 		req.Mode = BenchQuick

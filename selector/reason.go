@@ -3,6 +3,8 @@ package selector
 import (
 	"fmt"
 	"strings"
+
+	"github.com/graphprobe/graphprobe/selector/policy"
 )
 
 // keptReason is the reason given when the configured storage-driver is
@@ -16,7 +18,7 @@ const excludedByPolicy = "excluded by policy"
 
 // explain corrects a reason that the choice alone cannot get right: see
 // explainRewrite and explainPolicy.
-func (d *Decision) explain(opts Options) {
+func (d *Decision) explain(opts Inputs) {
 	if d.Driver != "" {
 		d.explainRewrite(opts)
 		return
@@ -62,7 +64,7 @@ func plural(n int, one, many string) string {
 // writes something else than what is configured: the driver is kept, but
 // its name (snapshotter or graph driver) or features.containerd-snapshotter
 // changes, and the reason must say so, as the diff shows it.
-func (d *Decision) explainRewrite(opts Options) {
+func (d *Decision) explainRewrite(opts Inputs) {
 	cfg := opts.Configured.StorageDriver
 	if cfg == "" || d.Reason != keptReason(cfg) {
 		return
@@ -70,7 +72,7 @@ func (d *Decision) explainRewrite(opts Options) {
 	feat := opts.Configured.ContainerdSnapshotter
 	featChanges := d.SetContainerdSnapshotter != nil && (feat == nil || *feat != *d.SetContainerdSnapshotter)
 	store := "graph-driver"
-	if d.ImageStore == StoreContainerd {
+	if d.ImageStore == policy.ImageStoreContainerd {
 		store = "containerd"
 	}
 	why := fmt.Sprintf("for the %s image store that Docker %s uses here", store, d.DockerVersion)
@@ -80,7 +82,7 @@ func (d *Decision) explainRewrite(opts Options) {
 	switch {
 	case d.StorageDriver != cfg:
 		name := "the graph driver's name"
-		if d.ImageStore == StoreContainerd {
+		if d.ImageStore == policy.ImageStoreContainerd {
 			name = "its containerd snapshotter's name"
 		}
 		d.Reason = fmt.Sprintf("the configured storage-driver %q is rewritten as %q (%s) %s; %s can run here",

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
@@ -122,9 +121,11 @@ func (r *Result) Outcome() error {
 
 func (r *Result) benchOnly() bool { return r.DaemonJSON == nil }
 
-// Run decides, proves (live), and merges the result into daemon.json (unless
-// dry-run or bench-only). Errors are runtime errors (exit 1); the result's
-// Outcome says whether the run found no driver or refused.
+// Run sequences the pipeline and does its I/O: it scans how dockerd is
+// started, decides, proves on a live host (Prove), applies the strategy
+// (Choose), merges the change into daemon.json (Apply) and writes it,
+// unless dry-run or bench-only. Errors are runtime errors (exit 1); the
+// result's Outcome says whether the run found no driver or refused.
 func Run(ctx context.Context, req Request) (*Result, error) {
 	r := req.Report
 	res := &Result{
@@ -147,43 +148,23 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		res.Strategy = string(pol.Strategy)
 	}
 	if res.Strategy == "" {
-		res.Strategy = StrategyPriority
+		res.Strategy = string(policy.StrategyPriority)
 	}
-	opts := Options{Driver: req.Driver, Force: req.Force, StorageOpts: pol.StorageOpts, ImageStore: string(pol.ImageStore)}
-	switch req.ImageStore {
-	case "":
-	case "default":
-		opts.ImageStore = ""
-	default:
-		opts.ImageStore = req.ImageStore
+	in := PolicyInputs(pol, req.DockerVersion, req.ImageStore)
+	in.Driver, in.Force = req.Driver, req.Force
+	var existing []string
+	if req.Config != nil {
+		existing = req.Config.StorageOpts
 	}
-	if len(pol.Priority) > 0 || len(pol.Exclude) > 0 {
-		order := pol.Order(req.DockerVersion.Priority())
-		opts.Priority = order
-		for _, n := range drivers.Names() {
-			if !contains(order, n) {
-				opts.Exclude = append(opts.Exclude, n)
-			}
-		}
-	}
-	if c := req.Config; c != nil {
-		opts.Configured = Configured{StorageDriver: c.StorageDriver, StorageOpts: c.StorageOpts, ContainerdSnapshotter: c.Snapshotter}
-	}
-	if req.BenchOnly {
-		opts.Configured = Configured{}
-	}
-	opts.Failed = map[string]string{}
-
-	// dockerd flags that would clash with daemon.json, or override it.
-	var flagConflicts []dockerflags.Finding
-	var envDriver *dockerflags.Finding
 	if !req.BenchOnly {
-		root := req.RootPrefix
-		if root == "" {
-			root = "/"
-		}
+		in.Configured = ConfiguredIn(req.Config)
+		// dockerd flags that would clash with daemon.json, or override it.
 		fl := req.Flags
 		if fl == nil {
+			root := req.RootPrefix
+			if root == "" {
+				root = "/"
+			}
 			var err error
 			if fl, err = dockerflags.Scan(root); err != nil {
 				return nil, err
@@ -191,129 +172,34 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 		res.DockerFlags = fl.Findings
 		res.Warnings = append(res.Warnings, fl.Warnings...)
-		flagConflicts = fl.Conflicts()
-		for i, f := range fl.Findings {
-			if f.Key == dockerflags.DriverEnv {
-				envDriver = &fl.Findings[i]
-			}
-		}
+		in.Flags = fl.Findings
 	}
 
-	var existing []string
-	if req.Config != nil {
-		existing = req.Config.StorageOpts
-	}
-	d := Decide(r, req.DockerVersion, opts)
-	var prove *ProveResult
-	live := r.Mode == "live" && !req.Proven
+	d := Decide(r, req.DockerVersion, in)
 	bench := req.Bench
 	if bench == "" {
 		bench = BenchQuick
 	}
 	res.Bench = bench
-	sizes := sizesFrom(pol, bench)
-	proveReq := func(names []string, all bool) ProveRequest {
-		mods := map[string]string{}
-		for _, n := range names {
-			if c := d.Candidate(n); c != nil && c.Module != "" {
-				mods[n] = c.Module
-			}
-		}
-		return ProveRequest{
-			Drivers: names, All: all, Mode: bench, Sizes: sizes, Budget: pol.Benchmark.Budget,
-			StorageOpts: storageOptsFor(d, names, existing, req.DockerVersion), Modules: mods, LoadModules: req.LoadModules,
-			WarnNoDType:   req.DockerVersion.Less(dv1712),
-			ScratchParent: r.DataRoot.ProbedPath, Progress: req.Progress, Exec: req.Exec,
-		}
-	}
-
-	// A driver whose init fails only with the storage options the user
-	// set (daemon.json, policy) stops the run: the option is the error to
-	// fix, never a reason to move to another driver.
-	checkUserOpts := func(ir *InitResult) error {
-		if ir == nil || ir.OK || ir.Skipped != "" {
-			return nil
-		}
-		user := userStorageOpts(d, ir.Driver, existing, pol, req.DockerVersion)
-		if len(user) == 0 {
-			return nil
-		}
-		base := proveReq([]string{ir.Driver}, false)
-		base.Mode = BenchOff
-		base.StorageOpts = map[string][]string{ir.Driver: graphprobeOpts(d, ir.Driver)}
-		p, err := Prove(ctx, base)
-		if err != nil {
-			return err
-		}
-		if again := p.Init(ir.Driver); again == nil || !again.OK {
-			return nil
-		}
-		var named []string
-		for _, u := range user {
-			named = append(named, u.opt+" ("+u.from+")")
-		}
-		return fmt.Errorf("storage option %s is refused here: %s (%s initialises without it; fix or remove the option: graphprobe does not switch drivers because of an option that was asked for)", strings.Join(named, ", "), ir.Error, ir.Driver)
-	}
-
-	switch {
-	case !live:
-		// A fixture host: decided on its facts alone.
-	case req.BenchOnly || (res.Strategy == StrategyFastest && d.Refusal == nil && d.Driver != ""):
-		names := req.BenchDrivers
-		if len(names) == 0 {
-			names = d.Eligible()
-		}
+	var prove *ProveResult
+	if r.Mode == "live" && !req.Proven && (req.BenchOnly || d.NeedsProof(res.Strategy)) {
+		all := req.BenchOnly || res.Strategy == string(policy.StrategyFastest)
 		var err error
-		prove, err = Prove(ctx, proveReq(names, true))
+		d, prove, err = Prove(ctx, d, ProveOptions{
+			All: all, Drivers: req.BenchDrivers, Mode: bench, Sizes: sizesFrom(pol, bench), Budget: pol.Benchmark.Budget,
+			ConfiguredOpts: existing, LoadModules: req.LoadModules, Progress: req.Progress, Exec: req.Exec,
+		})
 		if err != nil {
 			return res, err
 		}
-		for _, ir := range prove.Inits {
-			if err := checkUserOpts(&ir); err != nil {
+		if all && !req.BenchOnly {
+			if d, err = Choose(d, res.Strategy, prove.Benchmarks, pol.Weights); err != nil {
 				return res, err
 			}
-			if !ir.OK && ir.Skipped == "" {
-				opts.Failed[ir.Driver] = ir.Error
-			}
-		}
-		d = Decide(r, req.DockerVersion, opts)
-		if !req.BenchOnly && d.FromOrder {
-			if name, why := ChooseFastest(d.Order, prove.Benchmarks, pol.Weights); name != "" && name != d.Driver {
-				if err := d.Override(name, "fastest strategy: "+why); err != nil {
-					return res, err
-				}
-			} else if name == d.Driver {
-				d.Reason += "; fastest strategy: " + why
-			}
-		}
-	default:
-		// As dockerd: initialise in order; a driver whose init fails is
-		// rejected and the next one is tried.
-		for d.Refusal == nil && d.Driver != "" {
-			p, err := Prove(ctx, proveReq([]string{d.Driver}, false))
-			if err != nil {
-				return res, err
-			}
-			prove = mergeProve(prove, p)
-			ir := p.Init(d.Driver)
-			if ir == nil || ir.OK || ir.Skipped != "" {
-				break
-			}
-			if err := checkUserOpts(ir); err != nil {
-				return res, err
-			}
-			opts.Failed[d.Driver] = ir.Error
-			if !ir.NotSupported {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s failed to initialise with an error that would stop dockerd (not a \"not supported\" error): %s", d.Driver, ir.Error))
-			}
-			if opts.Driver != "" {
-				d = Decide(r, req.DockerVersion, opts)
-				break
-			}
-			d = Decide(r, req.DockerVersion, opts)
 		}
 	}
 	if prove != nil {
+		res.Warnings = append(res.Warnings, prove.Warnings...)
 		for i := range d.Candidates {
 			c := &d.Candidates[i]
 			if ir := prove.Init(c.Driver); ir != nil {
@@ -334,9 +220,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	res.Reason = d.Reason
 	res.Refused = d.Refusal
 	res.Warnings = append(res.Warnings, d.Warnings...)
-	res.ImageStore = d.ImageStore
+	res.ImageStore = string(d.ImageStore)
 	if req.BenchOnly {
-		res.GraphDriver = ""
 		return res, nil
 	}
 	res.DaemonJSON = &DaemonJSONResult{Path: req.ConfigFile.Path}
@@ -346,85 +231,28 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			res.DaemonJSON.RemovedTemps = removed
 		}
 	}
-	if d.Driver == "" || d.Refusal != nil {
+	w := d.Write
+	if w == nil {
 		return res, nil
 	}
-	res.GraphDriver = d.Driver
-	res.Driver = d.StorageDriver
-
-	// DOCKER_DRIVER in dockerd's environment overrides daemon.json.
-	if envDriver != nil && envDriver.Value != d.StorageDriver && envDriver.Value != d.Driver {
-		res.Refused = &Refusal{Kind: "flag-conflict",
-			Message: fmt.Sprintf("%s sets DOCKER_DRIVER=%s for dockerd, which overrides daemon.json's storage-driver", where(*envDriver), envDriver.Value),
-			Hint:    "remove DOCKER_DRIVER from the docker unit's environment, then rerun"}
-		res.Driver, res.GraphDriver = "", ""
-		return res, nil
+	res.GraphDriver, res.Driver = d.Driver, d.StorageDriver
+	if w.Opts != nil {
+		res.StorageOpts = w.Opts
 	}
-
-	optsRes := daemonjson.StorageOpts(existing, d.StorageDriver, req.DockerVersion.String(), d.StorageOpts)
-	res.StorageOpts = optsRes.Opts
-	if res.StorageOpts == nil {
-		res.StorageOpts = []string{}
-	}
-	res.DroppedOpts = optsRes.Dropped
-	change := daemonjson.Change{Driver: d.StorageDriver, Opts: optsRes.Opts}
-	if v := d.SetContainerdSnapshotter; v != nil {
-		res.ContainerdSnapshotter = v
-		change.Snapshotter = daemonjson.SnapshotterOff
-		if *v {
-			change.Snapshotter = daemonjson.SnapshotterOn
-		}
-	}
-	var orig []byte
-	if req.ConfigFile.Exists {
-		orig = req.ConfigFile.Content
-	}
-	var out []byte
-	var changed bool
-	var err error
-	if req.Config != nil {
-		out, changed, err = req.Config.Merge(change)
-	} else {
-		out, changed, err = daemonjson.Merge(orig, change)
-	}
+	res.DroppedOpts = w.Dropped
+	res.ContainerdSnapshotter = d.SetContainerdSnapshotter
+	applied, err := Apply(d, req.ConfigFile, req.Config)
 	if err != nil {
 		return res, err
 	}
-	res.DaemonJSON.Changed = changed
-	if changed {
-		res.DaemonJSON.Diff = daemonjson.Diff(req.ConfigFile.Path, orig, out)
-	}
-
-	// Storage flags on dockerd's command line make it refuse to start with
-	// the same keys in daemon.json.
-	if len(flagConflicts) > 0 {
-		same := true
-		for _, f := range flagConflicts {
-			if f.Key != dockerflags.StorageDriver || (f.Value != d.StorageDriver && f.Value != d.Driver) {
-				same = false
-			}
-		}
-		if same && (req.Config == nil || !req.Config.HasStorageDriver) && len(optsRes.Opts) == 0 {
-			res.DaemonJSON.Changed = false
-			res.DaemonJSON.Diff = ""
-			res.Reason += fmt.Sprintf("; already set by %s, so daemon.json is left alone", where(flagConflicts[0]))
-			return res, nil
-		}
-		var locs []string
-		for _, f := range flagConflicts {
-			locs = append(locs, fmt.Sprintf("%s (%s %s)", where(f), f.Flag, f.Value))
-		}
-		res.Refused = &Refusal{Kind: "flag-conflict",
-			Message: "dockerd also gets storage settings from its command line: " + strings.Join(locs, "; ") + "; with storage-driver or storage-opts in daemon.json too, dockerd refuses to start",
-			Hint:    flagConflictHint(flagConflicts)}
-		res.Driver, res.GraphDriver = "", ""
-		res.DaemonJSON.Changed, res.DaemonJSON.Diff = false, ""
+	if d.Refusal != nil || w.LeaveAlone {
 		return res, nil
 	}
-	if req.DryRun || !changed {
+	res.DaemonJSON.Changed, res.DaemonJSON.Diff = applied.Changed, applied.Diff
+	if req.DryRun || !applied.Changed {
 		return res, nil
 	}
-	wr, err := req.ConfigFile.Update(out)
+	wr, err := req.ConfigFile.Update(applied.Content)
 	if err != nil {
 		return res, err
 	}
@@ -441,73 +269,6 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func where(f dockerflags.Finding) string {
-	s := fmt.Sprintf("%s:%d", f.File, f.Line)
-	if f.Via != "" {
-		s += " (via " + f.Via + ")"
-	}
-	return s
-}
-
-func mergeProve(a, b *ProveResult) *ProveResult {
-	if a == nil {
-		return b
-	}
-	a.Inits = append(a.Inits, b.Inits...)
-	for k, v := range b.Benchmarks {
-		a.Benchmarks[k] = v
-	}
-	a.BenchLines = append(a.BenchLines, b.BenchLines...)
-	return a
-}
-
-// storageOptsFor are the options each driver is initialised with: those
-// daemon.json would hold if it were chosen (the existing ones that belong
-// to it, the policy's, graphprobe's own), less override_kernel_check,
-// which is for old dockerd's version check where graphprobe's drivers
-// test.
-func storageOptsFor(d *Decision, names []string, existing []string, dv DockerVersion) map[string][]string {
-	out := map[string][]string{}
-	for _, n := range names {
-		if c := d.Candidate(n); c != nil {
-			for _, o := range daemonjson.StorageOpts(existing, n, dv.String(), c.StorageOpts).Opts {
-				if !strings.Contains(o, "override_kernel_check") {
-					out[n] = append(out[n], o)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// graphprobeOpts are the options graphprobe itself adds for a driver.
-func graphprobeOpts(d *Decision, name string) []string {
-	var out []string
-	if c := d.Candidate(name); c != nil {
-		for _, o := range c.OwnOpts {
-			if !strings.Contains(o, "override_kernel_check") {
-				out = append(out, o)
-			}
-		}
-	}
-	return out
-}
-
-type userOpt struct{ opt, from string }
-
-// userStorageOpts are the options of a driver that the user set: in
-// daemon.json, or in the policy.
-func userStorageOpts(d *Decision, name string, existing []string, pol *policy.Policy, dv DockerVersion) []userOpt {
-	var out []userOpt
-	for _, o := range daemonjson.StorageOpts(existing, name, dv.String(), nil).Opts {
-		out = append(out, userOpt{o, "daemon.json"})
-	}
-	for _, o := range pol.StorageOpts[name] {
-		out = append(out, userOpt{o, "policy"})
-	}
-	return out
 }
 
 func sizesFrom(pol *policy.Policy, mode string) BenchSizes {

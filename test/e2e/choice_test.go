@@ -108,7 +108,7 @@ func TestDockerdDefaultDriver(t *testing.T) {
 				// see the binary, so neither may the prediction.
 				report.Facts[probe.FactFuseOverlayfs] = probe.Fact{Supported: probe.Bool(false), Method: probe.MethodFile, Detail: "hidden from this dockerd's PATH"}
 			}
-			decision := selector.Decide(report, selector.MustDockerVersion(dockerd20), selector.Options{})
+			decision := selector.Decide(report, selector.MustDockerVersion(dockerd20), selector.Inputs{})
 
 			d := dockertest.Start(t, dockertest.Options{DataRoot: dataRoot, Path: path})
 			info := d.Info(t)

@@ -21,7 +21,7 @@ func predict(t *testing.T, dataRoot string) *selector.Decision {
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	return selector.Decide(r, selector.MustDockerVersion(dockerd20), selector.Options{})
+	return selector.Decide(r, selector.MustDockerVersion(dockerd20), selector.Inputs{})
 }
 
 // populate starts dockerd with a configured driver and imports an image,

@@ -13,7 +13,6 @@ import (
 
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
-	"github.com/graphprobe/graphprobe/selector/daemonjson"
 )
 
 // ExpectFile is the expected-decision file matrix looks for next to the
@@ -202,49 +201,36 @@ func captureName(p string) string {
 	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(p), ".tar.gz"), ".tgz")
 }
 
-// matrixHost decides for one capture and every release.
+// matrixHost decides for one capture and every release: the pure
+// decision alone, as select would make it with --dry-run and no policy.
 func matrixHost(ctx context.Context, h captureRef, dvs []selector.DockerVersion) ([]MatrixRow, error) {
 	dir, cleanup, err := probe.OpenCapture(h.path)
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	cfgPath := filepath.Join(dir, "etc/docker/daemon.json")
-	cfgFile, err := daemonjson.Open(cfgPath)
+	c := commonFlags{rootPrefix: dir}
+	host, err := loadHost(dir, c.configPath(), "")
 	if err != nil {
 		return nil, err
 	}
-	var doc *daemonjson.Document
-	dataRoot := ""
-	if cfgFile.Exists {
-		if doc, err = daemonjson.Parse(cfgPath, cfgFile.Content); err != nil {
-			return nil, err
-		}
-		dataRoot = doc.DataRoot
-	}
-	popts := probe.Options{RootPrefix: dir, DataRoot: dataRoot}
-	flags, err := scanDockerd(dir, &popts)
+	flags, err := host.dockerFlags()
 	if err != nil {
 		return nil, err
 	}
-	r, err := probe.Run(ctx, popts)
+	r, err := host.probe(ctx, false)
 	if err != nil {
 		return nil, err
 	}
+	in := selector.Inputs{Configured: selector.ConfiguredIn(host.config), Flags: flags.Findings}
 	var rows []MatrixRow
 	for _, dv := range dvs {
-		res, err := selector.Run(ctx, selector.Request{
-			Report: r, RootPrefix: dir, ConfigFile: cfgFile, Config: doc, Flags: flags,
-			DockerVersion: dv, DockerVersionSource: "flag", DryRun: true, Bench: selector.BenchOff,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("matrix %s, Docker %s: %w", h.name, dv, err)
-		}
-		row := MatrixRow{Host: h.name, Kernel: r.Kernel.Release, DockerVersion: dv.String(), Decision: res.Driver, ImageStore: res.ImageStore, Reason: res.Reason}
+		d := selector.Decide(r, dv, in)
+		row := MatrixRow{Host: h.name, Kernel: r.Kernel.Release, DockerVersion: dv.String(), Decision: d.StorageDriver, ImageStore: string(d.ImageStore), Reason: d.Reason}
 		switch {
-		case res.Refused != nil:
-			row.Decision, row.Reason, row.ImageStore = "refused", res.Refused.Kind+": "+res.Refused.Message, ""
-		case res.Driver == "":
+		case d.Refusal != nil:
+			row.Decision, row.Reason, row.ImageStore = "refused", d.Refusal.Kind+": "+d.Refusal.Message, ""
+		case d.StorageDriver == "":
 			row.Decision, row.ImageStore = "none", ""
 		}
 		rows = append(rows, row)

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/graphprobe/graphprobe/probe"
-	"github.com/graphprobe/graphprobe/selector/daemonjson"
 )
 
 const probeUsage = `Usage: graphprobe probe [FLAGS]
@@ -63,54 +62,15 @@ func (c *commonFlags) configPath() string {
 	return "/etc/docker/daemon.json"
 }
 
-// resolveDataRoot applies the default: data-root from the daemon.json in
-// use, else /var/lib/docker.
-func (c *commonFlags) resolveDataRoot() (string, error) {
-	if c.dataRoot != "" {
-		return c.dataRoot, nil // absolute and clean: see absPathValue
-	}
-	dr, err := dataRootFromConfig(c.configPath())
-	if err != nil {
-		return "", err
-	}
-	// "": the probe's default (a capture's own data-root, else
-	// /var/lib/docker).
-	return dr, nil
-}
-
-// dataRootFromConfig reads "data-root" (or the older "graph") from
-// daemon.json; a missing file is no error, a malformed one is.
-func dataRootFromConfig(path string) (string, error) {
-	f, err := daemonjson.Open(path)
-	if err != nil {
-		return "", withCode(ExitRuntime, err)
-	}
-	if !f.Exists {
-		return "", nil
-	}
-	doc, err := daemonjson.Parse(path, f.Content)
-	if err != nil {
-		return "", withCode(ExitRuntime, err)
-	}
-	if doc.DataRoot == "" {
-		return "", nil
-	}
-	if !filepath.IsAbs(doc.DataRoot) {
-		return "", withCode(ExitRuntime, fmt.Errorf("%s: data-root %q must be an absolute path", path, doc.DataRoot))
-	}
-	return filepath.Clean(doc.DataRoot), nil
-}
-
+// doProbe probes the host the common flags name. A unit that cannot be
+// read hides only where dockerd looks for fuse-overlayfs: the probe then
+// uses the default PATH.
 func doProbe(ctx context.Context, c *commonFlags, loadModules bool) (*probe.Report, error) {
-	dr, err := c.resolveDataRoot()
+	h, err := loadHost(c.rootPrefix, c.configPath(), c.dataRoot)
 	if err != nil {
 		return nil, err
 	}
-	opts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dr, LoadModules: loadModules}
-	// A unit that cannot be read hides only where dockerd looks for
-	// fuse-overlayfs: the probe then uses the default PATH.
-	_, _ = scanDockerd(c.rootPrefix, &opts)
-	r, err := probe.Run(ctx, opts)
+	r, err := h.probe(ctx, loadModules)
 	if err != nil {
 		return nil, withCode(ExitRuntime, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	_ "github.com/graphprobe/graphprobe/drivers/all" // every driver graphprobe can initialise
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
-	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/lock"
 	"github.com/graphprobe/graphprobe/selector/policy"
 	"github.com/graphprobe/graphprobe/selector/state"
@@ -154,11 +152,11 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	if driver != "" {
 		snapshotter := selector.GraphDriverFor(driver) != driver
 		switch {
-		case *imageStore == selector.StoreContainerd && !snapshotter && selector.Snapshotter(driver) != "":
+		case *imageStore == string(policy.ImageStoreContainerd) && !snapshotter && selector.Snapshotter(driver) != "":
 			return usageErrorf("select: --driver %s is a graph driver; with --image-store containerd name its snapshotter: --driver %s", driver, selector.Snapshotter(driver))
-		case *imageStore == selector.StoreContainerd && !snapshotter:
+		case *imageStore == string(policy.ImageStoreContainerd) && !snapshotter:
 			return usageErrorf("select: --driver %s has no containerd snapshotter; drop --image-store containerd", driver)
-		case *imageStore == selector.StoreGraphDriver && snapshotter:
+		case *imageStore == string(policy.ImageStoreGraphDriver) && snapshotter:
 			return usageErrorf("select: --driver %s is a containerd snapshotter; with --image-store graphdriver use --driver %s", driver, selector.GraphDriverFor(driver))
 		}
 	}
@@ -195,28 +193,15 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		defer l.Release()
 	}
 
-	cfgFile, err := daemonjson.Open(c.configPath())
+	h, err := loadHost(c.rootPrefix, c.configPath(), c.dataRoot)
 	if err != nil {
-		return withCode(ExitRuntime, err)
+		return err
 	}
-	var doc *daemonjson.Document
-	if cfgFile.Exists {
-		if doc, err = daemonjson.Parse(c.configPath(), cfgFile.Content); err != nil {
-			return withCode(ExitRuntime, err)
-		}
-	}
-	dataRoot := c.dataRoot
-	if dataRoot == "" && doc != nil && doc.DataRoot != "" {
-		if !filepath.IsAbs(doc.DataRoot) { // as probe says it: dataRootFromConfig
-			return withCode(ExitRuntime, fmt.Errorf("%s: data-root %q must be an absolute path", c.configPath(), doc.DataRoot))
-		}
-		dataRoot = filepath.Clean(doc.DataRoot)
-	}
-	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}
-	flags, err := scanDockerd(c.rootPrefix, &popts)
+	flags, err := h.dockerFlags()
 	if err != nil {
-		return withCode(ExitRuntime, err)
+		return err
 	}
+	cfgFile, doc, dataRoot := h.configFile, h.config, h.probeOpts.DataRoot
 	// A rerun that finds what an earlier run proved unchanged decides on
 	// its record, without initialising or benchmarking (selector/state).
 	started := time.Now()
@@ -232,7 +217,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		r := proof.report(started)
 		if r == nil {
 			var err error
-			if r, err = probe.Run(ctx, popts); err != nil {
+			if r, err = h.probe(ctx, false); err != nil {
 				return nil, err
 			}
 		}
