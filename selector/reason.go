@@ -30,7 +30,7 @@ func (d *Decision) explain(opts Inputs) {
 
 // explainPolicy names the policy as the cause when drivers could run here
 // but it removed every one of them (by exclude, or by leaving them out of
-// priority, which Run turns into exclusions): "no storage driver can
+// priority, which PolicyInputs turns into exclusions): "no storage driver can
 // run on this host" would send the user after the host, not the policy.
 func (d *Decision) explainPolicy() {
 	var excluded []string
