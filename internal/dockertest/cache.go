@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphprobe/graphprobe/internal/debapt"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -239,10 +240,10 @@ func Fill(ctx context.Context, base string, rel Release, log io.Writer) (*Cache,
 	}
 	os.Remove(filepath.Join(dir, "ready"))
 
-	apt := aptState{dir: filepath.Join(base, "apt")}
+	apt := debapt.State{Dir: filepath.Join(base, "apt"), Suites: suites(), Log: log}
 	debs := filepath.Join(dir, "debs")
 	if !haveDebs(debs, rel.Packages) {
-		if err := apt.download(ctx, rel.Suite, rel.Packages, debs, log); err != nil {
+		if err := download(ctx, apt, rel.Suite, rel.Packages, debs); err != nil {
 			return nil, err
 		}
 	}
@@ -266,86 +267,20 @@ func Fill(ctx context.Context, base string, rel Release, log io.Writer) (*Cache,
 	return c, nil
 }
 
-// aptState is a private apt configuration: its own sources list (every
-// suite a release comes from), package lists and archive cache. The
-// system's apt state is never read for sources nor written.
-type aptState struct{ dir string }
-
-func (a aptState) options() []string {
-	return []string{
-		"-o", "Dir::Etc::sourcelist=" + filepath.Join(a.dir, "sources.list"),
-		"-o", "Dir::Etc::sourceparts=-",
-		"-o", "Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
-		"-o", "Dir::Cache=" + filepath.Join(a.dir, "cache"),
-		"-o", "APT::Get::List-Cleanup=0",
-		"-o", "Debug::NoLocking=1",
-	}
-}
-
-// prepare writes the sources list; update fetches the package lists once.
-func (a aptState) prepare(ctx context.Context, log io.Writer, refresh bool) error {
-	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
-		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
-			return fmt.Errorf("prepare apt state: %w", err)
-		}
-	}
-	suites := map[string]bool{}
-	for _, r := range Releases {
-		suites[r.Suite] = true
-	}
-	var names []string
-	for s := range suites {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	var list strings.Builder
-	for _, s := range names {
-		fmt.Fprintf(&list, "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n", s)
-	}
-	if err := os.WriteFile(filepath.Join(a.dir, "sources.list"), []byte(list.String()), 0o644); err != nil {
-		return fmt.Errorf("prepare apt state: %w", err)
-	}
-	fresh := false
-	if st, err := os.Stat(filepath.Join(a.dir, "updated")); err == nil && time.Since(st.ModTime()) < 24*time.Hour {
-		fresh = true
-	}
-	if fresh && !refresh {
-		return nil
-	}
-	if err := run(ctx, "", log, 10*time.Minute, "apt-get", append(a.options(), "update")...); err != nil {
-		return fmt.Errorf("update private package lists: %w", err)
-	}
-	return os.WriteFile(filepath.Join(a.dir, "updated"), nil, 0o644)
-}
-
-// download fetches pkgs of suite into dest through a scratch directory.
-// The lists are refreshed once when a download fails: a suite such as sid
-// replaces its versions often.
-func (a aptState) download(ctx context.Context, suite string, pkgs []string, dest string, log io.Writer) error {
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return fmt.Errorf("download %s: no apt-get on this system: %w", strings.Join(pkgs, " "), err)
-	}
-	if err := a.prepare(ctx, log, false); err != nil {
-		return err
-	}
+// download fetches pkgs of suite into dest through a scratch directory,
+// which replaces dest only once every package is there.
+func download(ctx context.Context, apt debapt.State, suite string, pkgs []string, dest string) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "debs-")
 	if err != nil {
 		return fmt.Errorf("download packages: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	args := append(a.options(), "download")
+	var names []string
 	for _, p := range pkgs {
-		args = append(args, p+"/"+suite)
+		names = append(names, p+"/"+suite)
 	}
-	get := func() error { return run(ctx, tmp, log, 10*time.Minute, "apt-get", args...) }
-	if err := get(); err != nil {
-		fmt.Fprintf(log, "apt-get download failed (%v): refreshing the package lists\n", err)
-		if uerr := a.prepare(ctx, log, true); uerr != nil {
-			return fmt.Errorf("download packages: %w (%v)", err, uerr)
-		}
-		if err := get(); err != nil {
-			return fmt.Errorf("download packages: %w", err)
-		}
+	if err := apt.Download(ctx, tmp, names...); err != nil {
+		return err
 	}
 	if !haveDebs(tmp, pkgs) {
 		return fmt.Errorf("download packages: apt-get left no single .deb for each of %s in %s", strings.Join(pkgs, " "), tmp)
@@ -448,7 +383,7 @@ var wrappedPrograms = []string{"dockerd", "docker", "containerd", "containerd-sh
 // host's C library (trixie's and sid's runc need a newer glibc than
 // bookworm's): it runs the program through the loader of that suite's
 // libc6, unpacked beside the tree. The wrappers lead dockerd's PATH.
-func (c *Cache) wrap(ctx context.Context, apt aptState, log io.Writer) error {
+func (c *Cache) wrap(ctx context.Context, apt debapt.State, log io.Writer) error {
 	wrapDir := filepath.Join(c.Dir, "wrap")
 	if err := os.RemoveAll(wrapDir); err != nil {
 		return fmt.Errorf("reset wrappers: %w", err)
@@ -470,7 +405,7 @@ func (c *Cache) wrap(ctx context.Context, apt aptState, log io.Writer) error {
 	if _, err := os.Stat(filepath.Join(glibc, "usr", "lib64", "ld-linux-x86-64.so.2")); err != nil {
 		debs := filepath.Join(c.Dir, "glibc-debs")
 		if !haveDebs(debs, glibcPackages) {
-			if err := apt.download(ctx, c.Release.Suite, glibcPackages, debs, log); err != nil {
+			if err := download(ctx, apt, c.Release.Suite, glibcPackages, debs); err != nil {
 				return err
 			}
 		}
@@ -575,4 +510,18 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// suites are the Debian suites the releases come from, once each.
+func suites() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range Releases {
+		if !seen[r.Suite] {
+			seen[r.Suite] = true
+			out = append(out, r.Suite)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/graphprobe/graphprobe/internal/debapt"
 )
 
 // CacheEnv overrides the cache directory.
@@ -23,9 +25,6 @@ const CacheEnv = "GRAPHPROBE_VM_CACHE"
 // (otherwise the versions picked on the first fill are kept, so that a test
 // run does not change under a new upload).
 const RefreshEnv = "GRAPHPROBE_VM_REFRESH"
-
-// Mirror is the Debian archive the kernels come from.
-const Mirror = "http://deb.debian.org/debian"
 
 // CacheDir is where kernels, initramfs bases and disk images are kept.
 func CacheDir() (string, error) {
@@ -60,61 +59,6 @@ type resolved struct {
 	Kernel   Kernel    `json:"kernel"`
 }
 
-// apt runs apt-get/apt-cache on a private state under dir: its own sources
-// list, lists, cache and an empty dpkg status, so that nothing of the
-// system's apt state is read or written.
-type apt struct{ dir string }
-
-func (a apt) opts() []string {
-	return []string{
-		"-o", "Dir::Etc::sourcelist=" + filepath.Join(a.dir, "sources.list"),
-		"-o", "Dir::Etc::sourceparts=-",
-		"-o", "Dir::Etc::preferencesparts=-",
-		"-o", "Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
-		"-o", "Dir::Cache=" + filepath.Join(a.dir, "cache"),
-		"-o", "Dir::State::status=/dev/null",
-		"-o", "APT::Architecture=amd64",
-		"-o", "APT::Architectures=amd64",
-		"-o", "Acquire::Languages=none",
-		"-o", "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false",
-		"-o", "Acquire::IndexTargets::deb::CNF::DefaultEnabled=false",
-		"-o", "APT::Sandbox::User=root",
-		"-q",
-	}
-}
-
-func (a apt) run(ctx context.Context, dir, tool string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, tool, append(a.opts(), args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
-}
-
-func (a apt) setup(suites []string) error {
-	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
-		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	keyring := "/usr/share/keyrings/debian-archive-keyring.gpg"
-	if _, err := os.Stat(keyring); err != nil {
-		return fmt.Errorf("find the Debian archive keyring: %w (install debian-archive-keyring)", err)
-	}
-	var b strings.Builder
-	for _, s := range suites {
-		fmt.Fprintf(&b, "deb [arch=amd64 signed-by=%s] %s %s main\n", keyring, Mirror, s)
-	}
-	return os.WriteFile(filepath.Join(a.dir, "sources.list"), []byte(b.String()), 0o644)
-}
-
 // fetchMu serialises cache fills within one test binary.
 var fetchMu sync.Mutex
 
@@ -141,14 +85,13 @@ func DebianKernels(ctx context.Context, suites ...string) ([]Kernel, error) {
 	if len(missing) == 0 {
 		return out, nil
 	}
-	a := apt{dir: filepath.Join(cache, "apt")}
-	if err := a.setup(suites); err != nil {
+	a := debapt.State{Dir: filepath.Join(cache, "apt"), Suites: suites}
+	// Fetched afresh: the kernels are resolved only when missing, and
+	// then against the archive as it is now.
+	if err := a.Prepare(ctx, true); err != nil {
 		return nil, err
 	}
-	if _, err := a.run(ctx, a.dir, "apt-get", "update"); err != nil {
-		return nil, err
-	}
-	madison, err := a.run(ctx, a.dir, "apt-cache", "madison", "linux-image-amd64")
+	madison, err := a.Query(ctx, "madison", "linux-image-amd64")
 	if err != nil {
 		return nil, err
 	}
@@ -239,8 +182,8 @@ func depends(show []byte) []string {
 // fetchKernel downloads the kernel image package that the metapackage
 // version points to, and the linux-{base,binary,modules} packages newer
 // kernels split it into, then unpacks them.
-func fetchKernel(ctx context.Context, a apt, cache, suite, version string) (*resolved, error) {
-	show, err := a.run(ctx, a.dir, "apt-cache", "show", "linux-image-amd64="+version)
+func fetchKernel(ctx context.Context, a debapt.State, cache, suite, version string) (*resolved, error) {
+	show, err := a.Query(ctx, "show", "linux-image-amd64="+version)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +198,7 @@ func fetchKernel(ctx context.Context, a apt, cache, suite, version string) (*res
 	}
 	abi := strings.TrimPrefix(image, "linux-image-")
 	pkgs := []string{image}
-	show, err = a.run(ctx, a.dir, "apt-cache", "show", image)
+	show, err = a.Query(ctx, "show", image)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +211,7 @@ func fetchKernel(ctx context.Context, a apt, cache, suite, version string) (*res
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := a.run(ctx, debs, "apt-get", append([]string{"download"}, pkgs...)...); err != nil {
+	if err := a.Download(ctx, debs, pkgs...); err != nil {
 		return nil, err
 	}
 	root := filepath.Join(cache, "kernels", abi)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphprobe/graphprobe/internal/debapt"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 )
 
@@ -24,7 +25,7 @@ const MirrorEnv = "GRAPHPROBE_DEBIAN_MIRROR"
 
 const (
 	suite         = "bookworm"
-	defaultMirror = "http://deb.debian.org/debian"
+	defaultMirror = debapt.Mirror
 	// rootSizeMiB is the root image's size; the system needs about 700 MiB
 	// and Docker's own state goes to the data-root disk.
 	rootSizeMiB = 1536
