@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
@@ -155,7 +156,7 @@ func (d *Decision) NeedsProof(strategy string) bool {
 // the fastest strategy, a driver chosen by the priority order gives way to
 // one that is faster by more than the measured spread. The result is a
 // new decision, refusals and daemon.json change included.
-func Choose(d *Decision, strategy string, benchmarks map[string]*DriverBenchmark, weights map[string]float64) (*Decision, error) {
+func Choose(d *Decision, strategy string, benchmarks map[string]*bench.Benchmark, weights map[string]float64) (*Decision, error) {
 	if strategy != string(policy.StrategyFastest) || !(d.FromOrder || d.liftable) {
 		return d, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
 )
@@ -84,7 +85,7 @@ func TestChoose(t *testing.T) {
 	for k, v := range overlay2Figures {
 		slow[k] = v * 10
 	}
-	benchmarks := map[string]*DriverBenchmark{"overlay2": bench(slow), "fuse-overlayfs": bench(overlay2Figures)}
+	benchmarks := map[string]*bench.Benchmark{"overlay2": benchmark(slow), "fuse-overlayfs": benchmark(overlay2Figures)}
 	fastest := string(policy.StrategyFastest)
 	for _, tt := range []struct {
 		name      string

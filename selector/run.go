@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
@@ -176,17 +177,17 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 
 	d := Decide(r, req.DockerVersion, in)
-	bench := req.Bench
-	if bench == "" {
-		bench = BenchQuick
+	mode := req.Bench
+	if mode == "" {
+		mode = bench.Quick
 	}
-	res.Bench = bench
+	res.Bench = mode
 	var prove *ProveResult
 	if r.Mode == "live" && !req.Proven && (req.BenchOnly || d.NeedsProof(res.Strategy)) {
 		all := req.BenchOnly || res.Strategy == string(policy.StrategyFastest)
 		var err error
 		d, prove, err = Prove(ctx, d, ProveOptions{
-			All: all, Drivers: req.BenchDrivers, Mode: bench, Sizes: sizesFrom(pol, bench), Budget: pol.Benchmark.Budget,
+			All: all, Drivers: req.BenchDrivers, Mode: mode, Sizes: sizesFrom(pol, mode), Budget: pol.Benchmark.Budget,
 			ConfiguredOpts: existing, LoadModules: req.LoadModules, Progress: req.Progress, Exec: req.Exec,
 		})
 		if err != nil {
@@ -271,8 +272,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-func sizesFrom(pol *policy.Policy, mode string) BenchSizes {
-	s := DefaultSizes(mode)
+func sizesFrom(pol *policy.Policy, mode string) bench.Sizes {
+	s := bench.DefaultSizes(mode)
 	b := pol.Benchmark
 	if len(b.ChainLengths) > 0 {
 		s.ChainLengths = b.ChainLengths

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 )
@@ -24,7 +25,7 @@ func TestRunRefusesBeforeProof(t *testing.T) {
 	run := func(strategy string, fs ...dockerflags.Finding) (*Result, error) {
 		return Run(context.Background(), Request{
 			Report: r, ConfigFile: cfg, Flags: &dockerflags.Report{Findings: fs},
-			DockerVersion: MustDockerVersion("20.10.24"), DryRun: true, Bench: BenchQuick, Strategy: strategy,
+			DockerVersion: MustDockerVersion("20.10.24"), DryRun: true, Bench: bench.Quick, Strategy: strategy,
 		})
 	}
 	// Without a refusal the proof runs, and fails here.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 )
@@ -21,7 +22,7 @@ type ProveOptions struct {
 	Drivers []string
 	// Mode is quick, full or off (initialise only).
 	Mode   string
-	Sizes  BenchSizes
+	Sizes  bench.Sizes
 	Budget time.Duration
 	// ConfiguredOpts are daemon.json's storage-opts: a driver is tried
 	// with those that belong to it, as dockerd would run it.
@@ -65,7 +66,7 @@ func Prove(ctx context.Context, d *Decision, o ProveOptions) (*Decision, *ProveR
 			return nil
 		}
 		base := req([]string{ir.Driver}, false)
-		base.Mode = BenchOff
+		base.Mode = bench.Off
 		base.StorageOpts = map[string][]string{ir.Driver: graphprobeOpts(d, ir.Driver)}
 		p, err := Trial(ctx, base)
 		if err != nil {
