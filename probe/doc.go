@@ -22,5 +22,7 @@
 // /boot and /lib/modules around them are thin, so that every parser is tested
 // on real captured files and fuzzed.
 //
-// This package imports no other package of graphprobe.
+// Its system calls (mount namespaces, scratch dirs, statfs, d_type, the safe
+// reader of a captured tree) live in internal/hostsys, which drivers share;
+// besides that, this package imports no other package of graphprobe.
 package probe

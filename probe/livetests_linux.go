@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 func unameRelease() (string, error) {
@@ -93,18 +95,18 @@ func (p *prober) runLiveTests() *liveResults {
 		p.dTypeReadOnly(probed, "not root")
 		return lr
 	}
-	if removed, err := RemoveStaleScratch(probed, "probe"); err != nil {
+	if removed, err := hostsys.RemoveStaleScratch(probed, "probe"); err != nil {
 		p.warn("%v", err)
 	} else {
 		for _, r := range removed {
 			p.warn("removed stale scratch dir %s left by an earlier run", r)
 		}
 	}
-	scratch, scratchErr := MakeScratch(probed, "probe")
+	scratch, scratchErr := hostsys.MakeScratch(probed, "probe")
 	if scratchErr == nil {
 		// Runs after ns.Close (defers run last-in first-out).
 		defer os.RemoveAll(scratch)
-		ok, err := SupportsDType(scratch)
+		ok, err := hostsys.SupportsDType(scratch)
 		if err != nil {
 			p.warn("%v", err)
 		} else {
@@ -124,7 +126,7 @@ func (p *prober) runLiveTests() *liveResults {
 		lr.skip = "overlay is not loaded, and the probe never loads a module (rerun with --load-modules to test it)"
 		return lr
 	}
-	ns, err := NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		lr.skip = fmt.Sprintf("cannot make a private mount namespace: %v", err)
 		return lr
@@ -136,12 +138,12 @@ func (p *prober) runLiveTests() *liveResults {
 	// temporary directory when the data-root is not writable.
 	tmpParent := scratch
 	if scratchErr != nil {
-		if removed, err := RemoveStaleScratch(os.TempDir(), "probe"); err == nil {
+		if removed, err := hostsys.RemoveStaleScratch(os.TempDir(), "probe"); err == nil {
 			for _, r := range removed {
 				p.warn("removed stale scratch dir %s left by an earlier run", r)
 			}
 		}
-		if tmpParent, err = MakeScratch(os.TempDir(), "probe"); err != nil {
+		if tmpParent, err = hostsys.MakeScratch(os.TempDir(), "probe"); err != nil {
 			lr.skip = fmt.Sprintf("no writable scratch dir: %v", err)
 			return lr
 		}
@@ -208,7 +210,7 @@ func privateTmpfs(parent string) (string, error) {
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=16m,mode=0700"); err != nil {
 		os.Remove(dir)
-		return "", &MountError{Op: "mount", Source: "tmpfs", Target: dir, FSType: "tmpfs", Err: err}
+		return "", &hostsys.MountError{Op: "mount", Source: "tmpfs", Target: dir, FSType: "tmpfs", Err: err}
 	}
 	return dir, nil
 }
@@ -216,30 +218,9 @@ func privateTmpfs(parent string) (string, error) {
 // dTypeReadOnly decides d_type from the entries already in dir, without
 // writing: an entry of known type proves d_type; all unknown disproves it.
 func (p *prober) dTypeReadOnly(dir, why string) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	known, unknown, err := hostsys.CountDTypes(dir)
 	if err != nil {
 		return
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 8<<10)
-	n, err := unix.Getdents(fd, buf)
-	if err != nil || n <= 0 {
-		return
-	}
-	known, unknown := 0, 0
-	for off := 0; off < n; {
-		reclen, typ, name := parseDirent(buf[off:n])
-		if reclen == 0 {
-			break
-		}
-		if name != "." && name != ".." {
-			if typ == unix.DT_UNKNOWN {
-				unknown++
-			} else {
-				known++
-			}
-		}
-		off += reclen
 	}
 	switch {
 	case known > 0:

@@ -5,78 +5,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
-// MountError describes a failed mount(2) with everything needed to
-// reproduce it by hand.
-type MountError struct {
-	Op     string // "mount", "unmount", "fsconfig"
-	Source string
-	Target string
-	FSType string
-	Flags  uintptr
-	Data   string
-	Err    error
-}
-
-func (e *MountError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Op)
-	if e.FSType != "" {
-		fmt.Fprintf(&b, " %s", e.FSType)
-	}
-	if e.Target != "" {
-		fmt.Fprintf(&b, " on %s", e.Target)
-	}
-	if e.Data != "" {
-		fmt.Fprintf(&b, " (data: %s)", truncate(e.Data, 512))
-	}
-	fmt.Fprintf(&b, ": %v", e.Err)
-	return b.String()
-}
-
-func (e *MountError) Unwrap() error { return e.Err }
-
-// overlayFixture is a throwaway set of overlay dirs inside a scratch dir.
-type overlayFixture struct {
-	dir    string
-	lowers []string // nearest first, as lowerdir= wants them
-	upper  string
-	work   string
-	merged string
-}
+// overlayFixture is a hostsys fixture inside a temp dir of the probe's
+// scratch dir.
+type overlayFixture struct{ *hostsys.OverlayFixture }
 
 func newOverlayFixture(scratch, name string, nlowers int) (*overlayFixture, error) {
 	dir, err := os.MkdirTemp(scratch, name+"-")
 	if err != nil {
 		return nil, err
 	}
-	f := &overlayFixture{dir: dir, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work"), merged: filepath.Join(dir, "merged")}
-	for i := nlowers; i >= 1; i-- {
-		f.lowers = append(f.lowers, filepath.Join(dir, fmt.Sprintf("lower%d", i)))
+	f, err := hostsys.NewOverlayFixture(dir, nlowers)
+	if err != nil {
+		return nil, err
 	}
-	for _, d := range append(append([]string{}, f.lowers...), f.upper, f.work, f.merged) {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	return f, nil
-}
-
-func (f *overlayFixture) data(extra ...string) string {
-	opts := []string{"lowerdir=" + strings.Join(f.lowers, ":"), "upperdir=" + f.upper, "workdir=" + f.work}
-	return strings.Join(append(opts, extra...), ",")
-}
-
-func (f *overlayFixture) mount(extra ...string) error {
-	data := f.data(extra...)
-	if err := unix.Mount("overlay", f.merged, "overlay", 0, data); err != nil {
-		return &MountError{Op: "mount", Source: "overlay", Target: f.merged, FSType: "overlay", Data: data, Err: err}
-	}
-	return nil
+	return &overlayFixture{f}, nil
 }
 
 // unmount is deliberately a no-op: every test mount lives in the probe's
@@ -111,7 +59,7 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := f.mount(env.indexOff()...); err != nil {
+		if err := f.Mount(env.indexOff()...); err != nil {
 			return classifyMount(FactOverlay, "3.18", err)
 		}
 		f.unmount()
@@ -123,7 +71,7 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := f.mount(env.indexOff()...); err != nil {
+		if err := f.Mount(env.indexOff()...); err != nil {
 			return classifyMount(FactMultiLowerdir, "4.0", err)
 		}
 		f.unmount()
@@ -138,7 +86,7 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		l2, l1 := f.lowers[0], f.lowers[1]
+		l2, l1 := f.Lowers[0], f.Lowers[1]
 		for _, d := range []string{filepath.Join(l1, "d"), filepath.Join(l1, "d1"), filepath.Join(l2, "d")} {
 			if err := os.Mkdir(d, 0o755); err != nil {
 				return err
@@ -147,18 +95,18 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err := unix.Lsetxattr(filepath.Join(l2, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 			return fmt.Errorf("set opaque xattr on %s: %w", filepath.Join(l2, "d"), err)
 		}
-		if err := f.mount(env.indexOff()...); err != nil {
+		if err := f.Mount(env.indexOff()...); err != nil {
 			return classifyMount(FactNativeDiff, "4.0", err)
 		}
 		defer f.unmount()
-		if err := os.WriteFile(filepath.Join(f.merged, "d", "f"), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(f.Merged, "d", "f"), nil, 0o644); err != nil {
 			return fmt.Errorf("copy up through overlay: %w", err)
 		}
 		buf := make([]byte, 16)
-		if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+		if n, err := unix.Lgetxattr(filepath.Join(f.Upper, "d"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
 			return notSupported(FactNativeDiff, "4.8", "the opaque xattr was copied up")
 		}
-		if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+		if err := os.Rename(filepath.Join(f.Merged, "d1"), filepath.Join(f.Merged, "d2")); err != nil {
 			if errors.Is(err, unix.EXDEV) {
 				// redirect_dir off: directories cannot be renamed in
 				// place, so diffs stay plain.
@@ -166,7 +114,7 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 			}
 			return fmt.Errorf("rename a directory through overlay: %w", err)
 		}
-		if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d2"), "trusted.overlay.redirect", buf); err == nil && n > 0 {
+		if n, err := unix.Lgetxattr(filepath.Join(f.Upper, "d2"), "trusted.overlay.redirect", buf); err == nil && n > 0 {
 			return notSupported(FactNativeDiff, "", "redirect_dir is enabled by default (a renamed directory carries a redirect xattr); Docker falls back to the slower naive diff")
 		}
 		return env.metacopyInUse()
@@ -177,14 +125,14 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := os.Mkdir(filepath.Join(f.lowers[0], "d1"), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(f.Lowers[0], "d1"), 0o755); err != nil {
 			return err
 		}
-		if err := f.mount(append(env.indexOff(), "redirect_dir=on")...); err != nil {
+		if err := f.Mount(append(env.indexOff(), "redirect_dir=on")...); err != nil {
 			return classifyMount(FactRedirectDir, "4.10", err)
 		}
 		defer f.unmount()
-		if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+		if err := os.Rename(filepath.Join(f.Merged, "d1"), filepath.Join(f.Merged, "d2")); err != nil {
 			if errors.Is(err, unix.EXDEV) {
 				return notSupported(FactRedirectDir, "4.10", "rename of a lower directory gave EXDEV with redirect_dir=on")
 			}
@@ -198,17 +146,17 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(f.lowers[0], "file"), []byte("data"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(f.Lowers[0], "file"), []byte("data"), 0o644); err != nil {
 			return err
 		}
-		if err := f.mount(append(env.indexOff(), "metacopy=on")...); err != nil {
+		if err := f.Mount(append(env.indexOff(), "metacopy=on")...); err != nil {
 			return classifyMount(FactMetacopy, "4.19", err)
 		}
 		defer f.unmount()
-		if err := os.Chmod(filepath.Join(f.merged, "file"), 0o600); err != nil {
+		if err := os.Chmod(filepath.Join(f.Merged, "file"), 0o600); err != nil {
 			return fmt.Errorf("chmod through overlay: %w", err)
 		}
-		if _, err := unix.Lgetxattr(filepath.Join(f.upper, "file"), "trusted.overlay.metacopy", nil); err != nil {
+		if _, err := unix.Lgetxattr(filepath.Join(f.Upper, "file"), "trusted.overlay.metacopy", nil); err != nil {
 			return notSupported(FactMetacopy, "4.19", "chmod copied up the whole file (no trusted.overlay.metacopy xattr)")
 		}
 		return nil
@@ -220,7 +168,7 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := f.mount("index=off"); err != nil {
+		if err := f.Mount("index=off"); err != nil {
 			return classifyMount(FactIndex, "4.13", err)
 		}
 		f.unmount()
@@ -231,7 +179,7 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := f.mount(append(env.indexOff(), "volatile")...); err != nil {
+		if err := f.Mount(append(env.indexOff(), "volatile")...); err != nil {
 			return classifyMount(FactVolatile, "5.10", err)
 		}
 		f.unmount()
@@ -244,10 +192,10 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(f.lowers[0], "f"), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(f.Lowers[0], "f"), nil, 0o644); err != nil {
 			return err
 		}
-		if err := f.mount(append(env.indexOff(), "userxattr")...); err != nil {
+		if err := f.Mount(append(env.indexOff(), "userxattr")...); err != nil {
 			return classifyMount(FactUserxattr, "5.11", err)
 		}
 		defer f.unmount()
@@ -266,21 +214,21 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 		}
 		fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 		if err != nil {
-			return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsopen", FSType: "overlay", Err: err})
+			return classifyMount(FactLowerdirPlus, "6.8", &hostsys.MountError{Op: "fsopen", FSType: "overlay", Err: err})
 		}
 		defer unix.Close(fd)
-		for _, l := range f.lowers {
+		for _, l := range f.Lowers {
 			if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
-				return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsconfig lowerdir+", Target: l, FSType: "overlay", Err: err})
+				return classifyMount(FactLowerdirPlus, "6.8", &hostsys.MountError{Op: "fsconfig lowerdir+", Target: l, FSType: "overlay", Err: err})
 			}
 		}
-		for k, v := range map[string]string{"upperdir": f.upper, "workdir": f.work} {
+		for k, v := range map[string]string{"upperdir": f.Upper, "workdir": f.Work} {
 			if err := unix.FsconfigSetString(fd, k, v); err != nil {
-				return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsconfig " + k, Target: v, FSType: "overlay", Err: err})
+				return classifyMount(FactLowerdirPlus, "6.8", &hostsys.MountError{Op: "fsconfig " + k, Target: v, FSType: "overlay", Err: err})
 			}
 		}
 		if err := unix.FsconfigCreate(fd); err != nil {
-			return classifyMount(FactLowerdirPlus, "6.8", &MountError{Op: "fsconfig create", FSType: "overlay", Err: err})
+			return classifyMount(FactLowerdirPlus, "6.8", &hostsys.MountError{Op: "fsconfig create", FSType: "overlay", Err: err})
 		}
 		return nil
 	},
@@ -291,11 +239,11 @@ var overlayLiveTests = map[string]func(scratch string, env *liveEnv) error{
 // where userxattr keeps overlay's own metadata too.
 func checkUserxattrUpper(f *overlayFixture) error {
 	const why = "the upper filesystem does not store user.* xattrs (tmpfs has them from kernel 6.6)"
-	if err := unix.Setxattr(filepath.Join(f.merged, "f"), "user.graphprobe", []byte("y"), 0); err != nil {
+	if err := unix.Setxattr(filepath.Join(f.Merged, "f"), "user.graphprobe", []byte("y"), 0); err != nil {
 		return notSupported(FactUserxattr, "5.11", "%s: setting user.graphprobe through the mount failed: %v", why, err)
 	}
 	buf := make([]byte, 8)
-	n, err := unix.Getxattr(filepath.Join(f.upper, "f"), "user.graphprobe", buf)
+	n, err := unix.Getxattr(filepath.Join(f.Upper, "f"), "user.graphprobe", buf)
 	if err != nil || string(buf[:n]) != "y" {
 		return notSupported(FactUserxattr, "5.11", "%s: the copied-up file has no user.graphprobe on the upper (%v)", why, err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // DefaultDataRoot is Docker's default data-root.
@@ -462,7 +464,7 @@ func (p *prober) readMounts() {
 	var data []byte
 	var err error
 	if p.h.Live() {
-		data, err = readMountinfo()
+		data, err = hostsys.ReadMountinfo()
 	} else {
 		data, err = p.h.ReadFile(file)
 	}

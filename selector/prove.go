@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/probe"
 	"golang.org/x/sys/unix"
 )
@@ -98,14 +99,14 @@ func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 			return nil, fmt.Errorf("no command runner to run %s", name)
 		}
 	}
-	if _, err := probe.RemoveStaleScratch(req.ScratchParent, "bench"); err != nil {
+	if _, err := hostsys.RemoveStaleScratch(req.ScratchParent, "bench"); err != nil {
 		return nil, err
 	}
-	scratch, err := probe.MakeScratch(req.ScratchParent, "bench")
+	scratch, err := hostsys.MakeScratch(req.ScratchParent, "bench")
 	if err != nil {
 		return nil, err
 	}
-	ns, err := probe.NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		os.RemoveAll(scratch)
 		return nil, fmt.Errorf("initialise drivers: %w (needs root)", err)
@@ -187,7 +188,7 @@ const (
 // runSuite runs every item for every driver, interleaved round-robin so
 // that a noisy machine disturbs all drivers alike: a warm-up run, then the
 // samples.
-func runSuite(ctx context.Context, ns *probe.MountNS, req ProveRequest, live []*benchDriver, res *ProveResult) error {
+func runSuite(ctx context.Context, ns *hostsys.MountNS, req ProveRequest, live []*benchDriver, res *ProveResult) error {
 	scratchDir := filepath.Dir(live[0].home)
 	if freeB, freeI, err := freeSpace(scratchDir); err == nil && (freeB < minFreeBytes || freeI < minFreeInodes) {
 		return fmt.Errorf("%w: %s has %s and %d inodes free (the benchmark needs at least %s and %d); free space, or rerun with --bench off",

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/internal/nsthread"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"golang.org/x/sys/unix"
 )
 
@@ -165,7 +164,7 @@ func (s Spec) mount(mounter drivers.Mounter, target, data string) error {
 }
 
 func (s Spec) mountError(op, data string, err error) error {
-	return &probe.MountError{Op: op, Source: "overlay", Target: filepath.Join(s.Home, s.Target), FSType: "overlay", Data: data, Err: err}
+	return &hostsys.MountError{Op: op, Source: "overlay", Target: filepath.Join(s.Home, s.Target), FSType: "overlay", Data: data, Err: err}
 }
 
 var errNoLowerdirPlus = errors.New("the kernel has no fsconfig lowerdir+ for overlay (Linux 6.8)")
@@ -256,7 +255,7 @@ func kernelLog(fd int) string {
 // goes away once its last user does.
 func Unmount(target string) error {
 	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
-		return &probe.MountError{Op: "unmount", Target: target, Err: err}
+		return &hostsys.MountError{Op: "unmount", Target: target, Err: err}
 	}
 	return nil
 }
@@ -278,18 +277,9 @@ type Mount struct {
 
 // Mountinfo reads the mount table of the calling thread's namespace.
 func Mountinfo() ([]Mount, error) {
-	// thread-self is only meaningful if the goroutine stays on its
-	// thread while reading.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	f, err := os.Open("/proc/thread-self/mountinfo")
+	infos, err := hostsys.Mounts()
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	infos, err := probe.ParseMountinfo(f)
-	if err != nil {
-		return nil, fmt.Errorf("read /proc/thread-self/mountinfo: %w", err)
 	}
 	mounts := make([]Mount, len(infos))
 	for i, m := range infos {
@@ -325,7 +315,7 @@ func UnmountUnder(dir string) error {
 	var errs []error
 	for _, m := range mounts {
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, &probe.MountError{Op: "unmount", Target: m, Err: err})
+			errs = append(errs, &hostsys.MountError{Op: "unmount", Target: m, Err: err})
 		}
 	}
 	return errors.Join(errs...)
