@@ -24,5 +24,6 @@
 //
 // Its system calls (mount namespaces, scratch dirs, statfs, d_type, the safe
 // reader of a captured tree) live in internal/hostsys, which drivers share;
-// besides that, this package imports no other package of graphprobe.
+// besides hostsys and the leaf package version, whose Kernel it parses the
+// release into, this package imports no other package of graphprobe.
 package probe
