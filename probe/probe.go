@@ -14,10 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/version"
 	"github.com/moby/sys/mountinfo"
-
-	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // DefaultDataRoot is Docker's default data-root.
