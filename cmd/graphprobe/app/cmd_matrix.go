@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
@@ -235,7 +236,7 @@ func matrixHost(ctx context.Context, h captureRef, dvs []selector.DockerVersion)
 	for _, dv := range dvs {
 		res, err := selector.Run(ctx, selector.Request{
 			Report: r, RootPrefix: dir, ConfigFile: cfgFile, Config: doc, Flags: flags,
-			DockerVersion: dv, DockerVersionSource: "flag", DryRun: true, Bench: selector.BenchOff,
+			DockerVersion: dv, DockerVersionSource: "flag", DryRun: true, Bench: bench.Off,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("matrix %s, Docker %s: %w", h.name, dv, err)

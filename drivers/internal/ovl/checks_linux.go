@@ -11,6 +11,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/hostsys"
+	"github.com/moby/sys/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -149,7 +150,7 @@ func newFixture(parent, kind string, n int, opts []string) (*fixture, error) {
 	}
 	// The spec names the fixture's dirs relative to it, as a layer's are
 	// relative to the home, so that every mount method can take it.
-	rel := func(p string) string { return filepath.Base(p) }
+	rel := filepath.Base
 	f := &fixture{dir: dir, spec: Spec{Home: dir, Upper: rel(hf.Upper), Work: rel(hf.Work), Target: rel(hf.Merged), Options: opts}}
 	for _, l := range hf.Lowers {
 		f.spec.Lowers = append(f.spec.Lowers, rel(l))
@@ -166,7 +167,7 @@ func (f *fixture) mount() error {
 
 func (f *fixture) close(mounted bool) {
 	if mounted {
-		_ = unix.Unmount(f.path("merged"), unix.MNT_DETACH)
+		_ = mount.Unmount(f.path("merged"))
 	}
 	os.RemoveAll(f.dir)
 }
