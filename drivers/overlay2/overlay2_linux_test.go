@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,10 +72,10 @@ func TestNativeDiffDecision(t *testing.T) {
 	}
 }
 
-func kernelAtLeast(t *testing.T, v string) bool {
+func kernelAtLeast(t *testing.T, v version.Kernel) bool {
 	var u unix.Utsname
 	unix.Uname(&u)
-	kv, err := probe.ParseKernelRelease(unix.ByteSliceToString(u.Release[:]))
+	kv, err := version.ParseKernel(unix.ByteSliceToString(u.Release[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestMountMethods(t *testing.T) {
 		switch {
 		case fits && auto != ovl.Absolute:
 			t.Errorf("depth %d: Auto chose %v, want absolute", depth, auto)
-		case !fits && kernelAtLeast(t, "6.8") && auto != ovl.FSConfig:
+		case !fits && kernelAtLeast(t, version.K(6, 8)) && auto != ovl.FSConfig:
 			t.Errorf("depth %d: Auto chose %v on a 6.8+ kernel, want fsconfig", depth, auto)
 		case !fits && auto == ovl.Absolute:
 			t.Errorf("depth %d: Auto chose absolute for %d bytes of data", depth, len(spec.Data(true)))
@@ -437,13 +438,13 @@ func TestInsidePrivateMountNamespace(t *testing.T) {
 
 // threadMounts reads the mount table of the calling thread's namespace.
 func threadMounts(t *testing.T) map[string]bool {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	mounts, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]bool{}
-	for _, line := range strings.Split(readFile(t, "/proc/thread-self/mountinfo"), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
-			out[f[4]] = true
-		}
+	for _, m := range mounts {
+		out[m.Mountpoint] = true
 	}
 	return out
 }
