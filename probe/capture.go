@@ -28,6 +28,9 @@ type CaptureOptions struct {
 	// Report is a live probe of the host, whose test results go into the
 	// capture (nil: Capture probes).
 	Report *Report
+	// PriorDirs are the drivers' prior-state dirs (Options.PriorDirs):
+	// the capture keeps a skeleton of each driver's top-level dir.
+	PriorDirs []string
 }
 
 // storageModules are the modules whose lines of modules.dep and
@@ -92,7 +95,7 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 	r := opts.Report
 	if r == nil {
 		var err error
-		if r, err = Run(ctx, Options{DataRoot: opts.DataRoot}); err != nil {
+		if r, err = Run(ctx, Options{DataRoot: opts.DataRoot, PriorDirs: opts.PriorDirs}); err != nil {
 			return nil, err
 		}
 	}
@@ -230,7 +233,13 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 	}
 	// The prior-state skeleton: names of the first entries of each driver
 	// dir, as empty files; never their content.
-	for _, d := range append(append([]string{}, PriorDriverNames...), "vfs") {
+	seen := map[string]bool{}
+	for _, pd := range opts.PriorDirs {
+		d, _, _ := strings.Cut(pd, "/")
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
 		dir := path.Join(opts.DataRoot, d)
 		entries, err := h.ReadDir(dir)
 		if err != nil || len(entries) == 0 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
 	"golang.org/x/sys/unix"
@@ -39,7 +40,7 @@ func TestLiveFilesystems(t *testing.T) {
 		t.Run(tt.kind, func(t *testing.T) {
 			fs := testutil.NewFS(t, tt.kind, 0)
 			dataRoot := filepath.Join(fs.Dir, "docker")
-			r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+			r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +118,7 @@ func TestLiveDataRootExists(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+	r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestLiveDataRootExists(t *testing.T) {
 	if err := os.Remove(filepath.Join(dataRoot, "vfs", "dir", "abc")); err != nil {
 		t.Fatal(err)
 	}
-	r, err = probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+	r, err = probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}
