@@ -74,8 +74,8 @@ var (
 )
 
 // known lists every graph driver Docker shipped on Linux since 17.03, in
-// the order of the newest Docker's priority list followed by the removed
-// ones.
+// Docker 23.0's priority order (the last release that shipped them all):
+// the drivers still shipped are then in the newest release's order.
 var known = []Info{
 	{
 		Name: "overlay2", MinKernel: "4.0", AddedIn: "1.12", Snapshotter: "overlayfs", ForcesGraphDriverMode: true,
@@ -159,9 +159,9 @@ func Lookup(name string) (Info, bool) {
 	return Info{}, false
 }
 
-// All returns every known driver, in the order of the newest Docker's
-// priority list followed by the removed ones (selector's tests hold the
-// two tables to that).
+// All returns every known driver, in Docker 23.0's priority order, so that
+// the ones still shipped are in the newest release's order (selector's
+// tests hold the two tables to that).
 func All() []Info {
 	out := make([]Info, 0, len(known))
 	for _, k := range known {
