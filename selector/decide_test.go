@@ -34,7 +34,7 @@ func (h host) report() *probe.Report {
 		Facts:         map[string]probe.Fact{},
 		PriorDrivers:  h.prior,
 	}
-	if kv, err := probe.ParseKernelRelease(h.release); err == nil {
+	if kv, err := version.ParseKernel(h.release); err == nil {
 		r.Kernel.Version = kv.String()
 	}
 	method := h.multiHow

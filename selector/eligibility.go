@@ -174,7 +174,7 @@ func overlayRules(r *probe.Report, rel Release, dv version.Docker, driver string
 func overlay2Rules(r *probe.Report, rel Release, dv version.Docker, v *verdict) {
 	ml := r.Fact(probe.FactMultiLowerdir)
 	kv, kvOK := r.Kernel.Parsed()
-	versionOK := kvOK && kv.AtLeast("4.0")
+	versionOK := kvOK && kv.AtLeast(version.K(4, 0))
 	if ml.No() {
 		v.reject("the kernel cannot mount overlay with multiple lower layers: "+ml.Detail, ml.Hint)
 		return
@@ -198,7 +198,7 @@ func overlay2Rules(r *probe.Report, rel Release, dv version.Docker, v *verdict) 
 		if !versionOK {
 			v.reasons = append(v.reasons, fmt.Sprintf("kernel below 4.0: Docker %s falls back to a test mount with multiple lower layers, which works here (%s)", dv, ml.Method))
 		}
-		if r.DataRoot.Filesystem == "btrfs" && kvOK && !kv.AtLeast("4.7") {
+		if r.DataRoot.Filesystem == "btrfs" && kvOK && !kv.AtLeast(version.K(4, 7)) {
 			v.reject(fmt.Sprintf("overlay2 on btrfs needs kernel 4.7 (Docker %s refuses it on %s)", dv, kv), "upgrade the kernel, or use the btrfs driver")
 		}
 	}

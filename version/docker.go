@@ -67,13 +67,6 @@ func ParseDockerd(out string) (Docker, error) {
 	return v, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
-
 // String writes the release as Docker does: the month of the year-based
 // releases (17.03–20.10) with two digits.
 func (v Docker) String() string {
