@@ -233,16 +233,17 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 			}
 		}
 	}
-	// The prior-state skeleton: names of the first entries of each driver
-	// dir, as empty files; never their content.
+	// The prior-state skeleton: names of the first entries of each
+	// driver's prior-state dir (vfs/dir for vfs), as empty files; never
+	// their content. The dir itself stays a dir, so that the capture
+	// reports the same prior drivers as the host.
 	seen := map[string]bool{}
 	for _, pd := range opts.PriorDirs {
-		d, _, _ := strings.Cut(pd, "/")
-		if seen[d] {
+		if seen[pd] {
 			continue
 		}
-		seen[d] = true
-		dir := path.Join(opts.DataRoot, d)
+		seen[pd] = true
+		dir := path.Join(opts.DataRoot, pd)
 		entries, err := h.ReadDir(dir)
 		if err != nil || len(entries) == 0 {
 			continue
