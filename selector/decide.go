@@ -11,6 +11,7 @@ import (
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // Configured is what the daemon.json in use already says.
@@ -103,7 +104,7 @@ type Refusal struct {
 
 // Decision is the outcome of Decide.
 type Decision struct {
-	DockerVersion DockerVersion
+	DockerVersion version.Docker
 	// Driver is the graph driver chosen ("" when none or refused).
 	Driver string
 	// StorageDriver is the value for daemon.json's storage-driver: the
@@ -167,7 +168,7 @@ func (d *Decision) Eligible() []string {
 // against what dockerd's command line sets. It is pure: the plan it
 // returns holds the candidates in order, the choice, every refusal, and
 // the daemon.json change.
-func Decide(r *probe.Report, dv DockerVersion, opts Inputs) *Decision {
+func Decide(r *probe.Report, dv version.Docker, opts Inputs) *Decision {
 	d := &Decision{DockerVersion: dv, host: r, in: opts}
 	d.Order = order(dv, opts.Priority)
 	prior := map[string]bool{}
@@ -226,11 +227,11 @@ func Decide(r *probe.Report, dv DockerVersion, opts Inputs) *Decision {
 }
 
 // order is the policy's priority list followed by the rest of dockerd's.
-func order(dv DockerVersion, policy []string) []string {
+func order(dv version.Docker, policy []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	ships := map[string]bool{}
-	for _, n := range dv.Priority() {
+	for _, n := range ReleaseFor(dv).Priority {
 		ships[n] = true
 	}
 	for _, n := range policy {
@@ -239,7 +240,7 @@ func order(dv DockerVersion, policy []string) []string {
 			seen[n] = true
 		}
 	}
-	for _, n := range dv.Priority() {
+	for _, n := range ReleaseFor(dv).Priority {
 		if !seen[n] {
 			out = append(out, n)
 			seen[n] = true
@@ -338,7 +339,7 @@ func (d *Decision) chooseDriver(r *probe.Report, opts Inputs, prior map[string]b
 	// that switch unless forced.
 	var shipped, removed []string
 	for _, p := range priorList {
-		if ok, _ := d.DockerVersion.Ships(p); ok {
+		if ok, _ := Ships(d.DockerVersion, p); ok {
 			shipped = append(shipped, p)
 		} else {
 			removed = append(removed, p)
@@ -482,7 +483,7 @@ func containerdStoreSource(opts Inputs) string {
 // run there (no d_type, a data-root on overlayfs) that choice fails to
 // start or to import an image.
 func (d *Decision) noteOwnChoice(r *probe.Report, opts Inputs) {
-	if !d.DockerVersion.ContainerdStoreDefault() || len(r.PriorDrivers) > 0 || opts.Configured.ContainerdSnapshotter != nil {
+	if !ReleaseFor(d.DockerVersion).ContainerdStoreDefault() || len(r.PriorDrivers) > 0 || opts.Configured.ContainerdSnapshotter != nil {
 		return
 	}
 	if d.ImageStore == policy.ImageStoreContainerd && d.StorageDriver == "overlayfs" {
@@ -498,9 +499,9 @@ func (d *Decision) noteOwnChoice(r *probe.Report, opts Inputs) {
 // imageStore decides graph driver or containerd store, following dockerd
 // 29's own choice: explicit features.containerd-snapshotter first, then the
 // storage-driver name, then prior graph-driver state, then the default.
-func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Inputs) (policy.ImageStore, *bool) {
+func imageStore(dv version.Docker, driver string, hasPrior bool, opts Inputs) (policy.ImageStore, *bool) {
 	feat := opts.Configured.ContainerdSnapshotter
-	if !dv.ContainerdStoreAvailable() {
+	if !ReleaseFor(dv).ContainerdStoreAvailable() {
 		return policy.ImageStoreGraphDriver, nil
 	}
 	if opts.Driver != "" && opts.ImageStore == "" {
@@ -526,7 +527,7 @@ func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Inputs) (po
 		if feat != nil && *feat {
 			return policy.ImageStoreContainerd, nil
 		}
-		if !dv.ContainerdStoreDefault() || feat != nil {
+		if !ReleaseFor(dv).ContainerdStoreDefault() || feat != nil {
 			return policy.ImageStoreContainerd, boolPtr(true)
 		}
 		return policy.ImageStoreContainerd, nil
@@ -537,7 +538,7 @@ func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Inputs) (po
 		}
 		return policy.ImageStoreGraphDriver, nil
 	}
-	if !dv.ContainerdStoreDefault() {
+	if !ReleaseFor(dv).ContainerdStoreDefault() {
 		return policy.ImageStoreGraphDriver, nil
 	}
 	if cfg := opts.Configured.StorageDriver; cfg != "" && GraphDriverFor(cfg) == driver {

@@ -9,6 +9,7 @@ import (
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // PolicyInputs turns a policy and --image-store into decision inputs.
@@ -17,7 +18,7 @@ import (
 // lets the rest of dockerd's order follow. imageStore is --image-store:
 // "" leaves the choice to the policy, "default" to the release, and
 // "graphdriver" or "containerd" win over the policy.
-func PolicyInputs(pol *policy.Policy, dv DockerVersion, imageStore string) Inputs {
+func PolicyInputs(pol *policy.Policy, dv version.Docker, imageStore string) Inputs {
 	if pol == nil {
 		pol = &policy.Policy{}
 	}
@@ -30,7 +31,7 @@ func PolicyInputs(pol *policy.Policy, dv DockerVersion, imageStore string) Input
 		in.ImageStore = policy.ImageStore(imageStore)
 	}
 	if len(pol.Priority) > 0 || len(pol.Exclude) > 0 {
-		order := pol.Order(dv.Priority())
+		order := pol.Order(ReleaseFor(dv).Priority)
 		in.Priority = order
 		for _, n := range drivers.Names() {
 			if !contains(order, n) {
@@ -84,7 +85,7 @@ func (d *Decision) plan(in Inputs) {
 		return
 	}
 
-	opts := daemonjson.StorageOpts(in.Configured.StorageOpts, d.StorageDriver, d.DockerVersion.String(), d.StorageOpts)
+	opts := daemonjson.StorageOpts(in.Configured.StorageOpts, d.StorageDriver, d.DockerVersion, d.StorageOpts)
 	w := &Write{Opts: opts.Opts, Dropped: opts.Dropped, Change: daemonjson.Change{Driver: d.StorageDriver, Opts: opts.Opts}}
 	if v := d.SetContainerdSnapshotter; v != nil {
 		w.Change.Snapshotter = daemonjson.SnapshotterOff

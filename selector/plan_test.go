@@ -7,6 +7,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 func flagS(v string) dockerflags.Finding {
@@ -44,7 +45,7 @@ func TestDecideFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(modernExt4.report(), MustDockerVersion(tt.docker), tt.in)
+			d := Decide(modernExt4.report(), version.MustDocker(tt.docker), tt.in)
 			if tt.refusal != "" {
 				if d.Refusal == nil || d.Refusal.Kind != "flag-conflict" || !strings.Contains(d.Refusal.Message, tt.refusal) {
 					t.Fatalf("refusal %+v, want a flag-conflict naming %q", d.Refusal, tt.refusal)
@@ -101,7 +102,7 @@ func TestChoose(t *testing.T) {
 		{name: "flag names a driver that cannot run", flags: []dockerflags.Finding{flagS("btrfs")}, proof: false, refusal: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(modernExt4.report(), MustDockerVersion("20.10.24"), Inputs{Flags: tt.flags})
+			d := Decide(modernExt4.report(), version.MustDocker("20.10.24"), Inputs{Flags: tt.flags})
 			if got := d.NeedsProof(fastest); got != tt.proof {
 				t.Fatalf("NeedsProof(fastest) = %v, want %v (refusal %+v)", got, tt.proof, d.Refusal)
 			}
@@ -124,7 +125,7 @@ func TestChoose(t *testing.T) {
 		})
 	}
 	// The priority strategy leaves the decision as it is.
-	d := Decide(modernExt4.report(), MustDockerVersion("20.10.24"), Inputs{})
+	d := Decide(modernExt4.report(), version.MustDocker("20.10.24"), Inputs{})
 	if c, err := Choose(d, string(policy.StrategyPriority), benchmarks, nil); err != nil || c.Driver != "overlay2" {
 		t.Errorf("priority: %q, %v", c.Driver, err)
 	}
@@ -134,20 +135,20 @@ func TestChoose(t *testing.T) {
 // drivers it leaves out are excluded; --image-store wins over the policy.
 func TestPolicyInputs(t *testing.T) {
 	pol := &policy.Policy{Priority: []string{"vfs"}, ImageStore: policy.ImageStoreContainerd}
-	in := PolicyInputs(pol, MustDockerVersion("29.0.0"), "")
+	in := PolicyInputs(pol, version.MustDocker("29.0.0"), "")
 	if strings.Join(in.Priority, ",") != "vfs" || !contains(in.Exclude, "overlay2") || contains(in.Exclude, "vfs") {
 		t.Errorf("priority %q exclude %q", in.Priority, in.Exclude)
 	}
 	if in.ImageStore != policy.ImageStoreContainerd {
 		t.Errorf("image store %q", in.ImageStore)
 	}
-	if in := PolicyInputs(pol, MustDockerVersion("29.0.0"), "default"); in.ImageStore != policy.ImageStoreDefault {
+	if in := PolicyInputs(pol, version.MustDocker("29.0.0"), "default"); in.ImageStore != policy.ImageStoreDefault {
 		t.Errorf("--image-store default: %q", in.ImageStore)
 	}
-	if in := PolicyInputs(pol, MustDockerVersion("29.0.0"), "graphdriver"); in.ImageStore != policy.ImageStoreGraphDriver {
+	if in := PolicyInputs(pol, version.MustDocker("29.0.0"), "graphdriver"); in.ImageStore != policy.ImageStoreGraphDriver {
 		t.Errorf("--image-store graphdriver: %q", in.ImageStore)
 	}
-	d := Decide(modernExt4.report(), MustDockerVersion("29.0.0"), in)
+	d := Decide(modernExt4.report(), version.MustDocker("29.0.0"), in)
 	if d.Driver != "vfs" {
 		t.Errorf("policy priority vfs: decided %q (%s)", d.Driver, d.Reason)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // Request is one `graphprobe select` (or `bench`) run.
@@ -30,7 +31,7 @@ type Request struct {
 	Flags *dockerflags.Report
 	// DockerVersion is the target release; Source says where it came from
 	// ("flag", "dockerd", "newest-known").
-	DockerVersion       DockerVersion
+	DockerVersion       version.Docker
 	DockerVersionSource string
 	Policy              *policy.Policy
 	// Driver is --driver.
@@ -138,8 +139,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		StorageOpts:         []string{},
 		Probe:               r,
 	}
-	if req.DockerVersion.Newer() {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("Docker %s is newer than any release graphprobe knows: it applies the rules of Docker %d (priority %s); check the result against that dockerd", req.DockerVersion, NewestKnown.Major, strings.Join(req.DockerVersion.Priority(), ", ")))
+	if Newer(req.DockerVersion) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("Docker %s is newer than any release graphprobe knows: it applies the rules of Docker %d (priority %s); check the result against that dockerd", req.DockerVersion, NewestKnown.Major, strings.Join(ReleaseFor(req.DockerVersion).Priority, ", ")))
 	}
 	pol := req.Policy
 	if pol == nil {

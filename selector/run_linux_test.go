@@ -8,6 +8,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // TestRunRefusesBeforeProof: a refusal that dockerd's flags decide is
@@ -25,7 +26,7 @@ func TestRunRefusesBeforeProof(t *testing.T) {
 	run := func(strategy string, fs ...dockerflags.Finding) (*Result, error) {
 		return Run(context.Background(), Request{
 			Report: r, ConfigFile: cfg, Flags: &dockerflags.Report{Findings: fs},
-			DockerVersion: MustDockerVersion("20.10.24"), DryRun: true, Bench: bench.Quick, Strategy: strategy,
+			DockerVersion: version.MustDocker("20.10.24"), DryRun: true, Bench: bench.Quick, Strategy: strategy,
 		})
 	}
 	// Without a refusal the proof runs, and fails here.

@@ -10,6 +10,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // ProveOptions say how Prove initialises and measures.
@@ -53,7 +54,7 @@ func Prove(ctx context.Context, d *Decision, o ProveOptions) (*Decision, *ProveR
 		return ProveRequest{
 			Drivers: names, All: all, Mode: o.Mode, Sizes: o.Sizes, Budget: o.Budget,
 			StorageOpts: storageOptsFor(d, names, o.ConfiguredOpts), Modules: mods, LoadModules: o.LoadModules,
-			WarnNoDType:   d.DockerVersion.Less(dv1712),
+			WarnNoDType:   ReleaseFor(d.DockerVersion).DTypeWarnOnly,
 			ScratchParent: d.host.DataRoot.ProbedPath, Progress: o.Progress, Exec: o.Exec,
 		}
 	}
@@ -154,7 +155,7 @@ func storageOptsFor(d *Decision, names []string, existing []string) map[string][
 	out := map[string][]string{}
 	for _, n := range names {
 		if c := d.Candidate(n); c != nil {
-			for _, o := range daemonjson.StorageOpts(existing, n, d.DockerVersion.String(), c.StorageOpts).Opts {
+			for _, o := range daemonjson.StorageOpts(existing, n, d.DockerVersion, c.StorageOpts).Opts {
 				if !strings.Contains(o, "override_kernel_check") {
 					out[n] = append(out[n], o)
 				}
@@ -181,9 +182,9 @@ type userOpt struct{ opt, from string }
 
 // userStorageOpts are the options of a driver that the user set: in
 // daemon.json, or in the policy.
-func userStorageOpts(name string, existing []string, policyOpts map[string][]string, dv DockerVersion) []userOpt {
+func userStorageOpts(name string, existing []string, policyOpts map[string][]string, dv version.Docker) []userOpt {
 	var out []userOpt
-	for _, o := range daemonjson.StorageOpts(existing, name, dv.String(), nil).Opts {
+	for _, o := range daemonjson.StorageOpts(existing, name, dv, nil).Opts {
 		out = append(out, userOpt{o, "daemon.json"})
 	}
 	for _, o := range policyOpts[name] {

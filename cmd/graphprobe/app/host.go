@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
@@ -44,7 +45,7 @@ func loadHost(rootPrefix, configPath, dataRoot string) (*host, error) {
 		}
 		dataRoot = filepath.Clean(h.config.DataRoot)
 	}
-	h.probeOpts = probe.Options{RootPrefix: rootPrefix, DataRoot: dataRoot}
+	h.probeOpts = probe.Options{RootPrefix: rootPrefix, DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()}
 	h.flags, h.flagsErr = scanDockerd(rootPrefix, &h.probeOpts)
 	return h, nil
 }
