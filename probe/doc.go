@@ -22,5 +22,6 @@
 // /boot and /lib/modules around them are thin, so that every parser is tested
 // on real captured files and fuzzed.
 //
-// This package imports no other package of graphprobe.
+// This package imports no other package of graphprobe but the leaf package
+// version, whose Kernel it parses the release into.
 package probe

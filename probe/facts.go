@@ -4,69 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/graphprobe/graphprobe/version"
 )
 
-// overlayFeature is one row of the overlay probes: a kernel feature, the
-// kernel that brought it, and how to tell without a test mount.
-type overlayFeature struct {
-	name      string
-	minKernel string
-	// param is the /sys/module/overlay/parameters file that exists on
-	// kernels with the feature.
-	param string
-	// config is the kernel option of the feature: its presence in a kernel
-	// config, even as "is not set", proves the kernel has the feature
-	// (vendor kernels backport them below the upstream version).
-	config string
-	// backport reports vendor kernels that carry the feature below
-	// minKernel; backportNote says which.
-	backport     func(KernelVersion) bool
-	backportNote string
-	hint         string
-}
-
-// overlayFeatures are the overlay probes, in the order they are reported.
-// Each cites the kernel change that introduced it.
-var overlayFeatures = []overlayFeature{
-	// "ovl: support multiple lower layers" (Linux 4.0, commit a78d9f0d5d5c).
-	// overlay2 stacks image layers as lowers; without this only the
-	// overlay (v1) driver works.
-	{
-		name: FactMultiLowerdir, minKernel: "4.0",
-		backport:     KernelVersion.BackportsMultiLowerdir,
-		backportNote: "RHEL/CentOS 7.3 and later (3.10.0-514+) backport multiple lower layers",
-		hint:         "upgrade the kernel to 4.0 or later (RHEL/CentOS: 7.3 or later), or use the overlay driver",
-	},
-	// "ovl: don't copy up opaqueness" (Linux 4.8); redirect_dir (4.10) and
-	// metacopy (4.19) switched on by default make Docker fall back to the
-	// naive diff, which is correct but slower on commit and push.
-	{
-		name: FactNativeDiff, minKernel: "4.8",
-		hint: "native diff only speeds up docker commit/push; to get it, disable redirect_dir and metacopy by default (overlay.redirect_dir=N overlay.metacopy=N on the kernel command line)",
-	},
-	// "ovl: redirect on rename-dir" (Linux 4.10): renaming a merged
-	// directory without EXDEV.
-	{name: FactRedirectDir, minKernel: "4.10", param: "redirect_dir", config: "CONFIG_OVERLAY_FS_REDIRECT_DIR"},
-	// "ovl: introduce the inodes index dir feature" (Linux 4.13). Docker
-	// and containerd mount with index=off when the parameter exists.
-	{name: FactIndex, minKernel: "4.13", param: "index", config: "CONFIG_OVERLAY_FS_INDEX"},
-	// "ovl: Add an mechanism to do metadata-only copy up" (Linux 4.19).
-	{name: FactMetacopy, minKernel: "4.19", param: "metacopy", config: "CONFIG_OVERLAY_FS_METACOPY"},
-	// "ovl: provide a mount option "volatile"" (Linux 5.10).
-	{name: FactVolatile, minKernel: "5.10"},
-	// "ovl: user xattr" (Linux 5.11): overlay in user namespaces, which
-	// rootless Docker needs for kernel overlay.
-	{name: FactUserxattr, minKernel: "5.11", hint: "rootless Docker needs kernel 5.11 for overlay2; otherwise it uses fuse-overlayfs"},
-	// "ovl: add support for appending lowerdirs one by one" (Linux 6.8):
-	// lowerdir+ through fsconfig(2) has no page-size limit on the stack.
-	{name: FactLowerdirPlus, minKernel: "6.8"},
-}
-
-func (p *prober) versionAtLeast(min string) *bool {
-	if !p.kvOK || min == "" {
-		return nil
-	}
-	return Bool(p.kv.AtLeast(min))
+// backportsMultiLowerdir reports the vendor kernels known to carry multiple
+// lower layers below 4.0: RHEL/CentOS 7 from 3.10.0-514 (7.3), as Docker's
+// documentation states.
+func backportsMultiLowerdir(kv version.Kernel) bool {
+	return kv.RHEL != "" && kv.Major == 3 && kv.Minor == 10 && kv.RHELBuild >= 514
 }
 
 // applyLive takes a live test's verdict into f. It returns false when no
@@ -116,7 +62,8 @@ func (p *prober) applyLive(f *Fact, name string) bool {
 	switch {
 	case p.live.where != "":
 		f.Detail += "; tested on " + p.live.where
-	case p.live.on[name] == "multi":
+	case p.live.on[name] == "settled":
+		// Only the overlay fact is settled by another (multi-lowerdir).
 		f.Detail = "the multi-lower test mount succeeded, which settles it"
 	case p.live.on[name] == "tmpfs":
 		f.Detail += " (a kernel feature, tested on a private tmpfs)"
@@ -194,19 +141,11 @@ func methodWins(m Method) string {
 	return "the evidence decides"
 }
 
-func (p *prober) overlayFacts() {
-	ov := p.overlayFact()
-	p.r.Facts[FactOverlay] = ov
-	for _, feat := range overlayFeatures {
-		p.r.Facts[feat.name] = p.overlayFeatureFact(feat, ov)
-	}
-}
-
-func (p *prober) overlayFact() Fact {
-	f := Fact{MinKernel: "3.18", Version: p.versionAtLeast("3.18")}
-	state, evidence := p.mods.state("overlay", "overlay", "CONFIG_OVERLAY_FS")
+func (p *prober) overlayFact(row *factRow) Fact {
+	f := Fact{MinKernel: row.minKernel.Threshold(), Version: p.versionAtLeast(row.minKernel)}
+	state, evidence := p.mods.state(row.module, row.filesystem, row.config)
 	f.Module = state
-	f.Hint = "use a kernel with overlay (3.18 or later, CONFIG_OVERLAY_FS); without it only vfs (slow) works"
+	f.Hint = fmt.Sprintf("use a kernel with overlay (%s or later, %s); without it only vfs (slow) works", row.minKernel.Threshold(), row.config)
 	switch {
 	case p.mods.fs == nil && state == ModuleUnknown:
 		f.Method, f.Supported = MethodVersion, f.Version
@@ -230,8 +169,8 @@ func (p *prober) overlayFact() Fact {
 	}
 	if f.Supported == nil || *f.Supported {
 		// A live test refines "the kernel has it" into "it works here".
-		if !p.applyLive(&f, FactOverlay) {
-			p.applyCaptured(&f, FactOverlay)
+		if !p.applyLive(&f, row.name) {
+			p.applyCaptured(&f, row.name)
 		}
 	}
 	p.noteDisagreementOnce(&f)
@@ -250,15 +189,21 @@ func (p *prober) noteDisagreementOnce(f *Fact) {
 	p.noteDisagreement(f)
 }
 
-func (p *prober) overlayFeatureFact(feat overlayFeature, ov Fact) (f Fact) {
-	f = Fact{MinKernel: feat.minKernel, Version: p.versionAtLeast(feat.minKernel), Hint: feat.hint}
+// overlayFeatureFact decides an overlay feature: a live or captured test,
+// else the module parameters, the kernel config, a known backport, and
+// last the kernel version. It reads the overlay fact, which comes earlier
+// in factRows.
+func (p *prober) overlayFeatureFact(feat *factRow) (f Fact) {
+	min := feat.minKernel.Threshold()
+	f = Fact{MinKernel: min, Version: p.versionAtLeast(feat.minKernel), Hint: feat.hint}
 	defer func() {
 		if f.Yes() {
 			f.Hint = ""
 		} else if f.Hint == "" {
-			f.Hint = fmt.Sprintf("needs kernel %s or later", feat.minKernel)
+			f.Hint = fmt.Sprintf("needs kernel %s or later", min)
 		}
 	}()
+	ov := p.r.Facts[FactOverlay]
 	// A live result settles a kernel feature even when overlay cannot be
 	// used on the data-root's filesystem (the test then ran on tmpfs).
 	if p.applyLive(&f, feat.name) || p.applyCaptured(&f, feat.name) {
@@ -273,7 +218,7 @@ func (p *prober) overlayFeatureFact(feat overlayFeature, ov Fact) (f Fact) {
 		defer func() { f.Detail += " (not tested: " + p.live.skip + ")" }()
 	}
 	if feat.name == FactNativeDiff {
-		p.inferNativeDiff(&f)
+		p.inferNativeDiff(&f, feat)
 		return f
 	}
 	// A parameter file proves the feature; a parameters dir without it
@@ -307,14 +252,15 @@ func (p *prober) overlayFeatureFact(feat overlayFeature, ov Fact) (f Fact) {
 	if f.Version == nil {
 		f.Detail = "kernel release unknown: " + p.r.Kernel.Error
 	} else {
-		f.Detail = fmt.Sprintf("kernel %s, threshold %s", p.kv, feat.minKernel)
+		f.Detail = fmt.Sprintf("kernel %s, threshold %s", p.kv, min)
 	}
 	return f
 }
 
 // inferNativeDiff decides native diff without a test: the kernel must be
 // 4.8 or later and neither redirect_dir nor metacopy on by default.
-func (p *prober) inferNativeDiff(f *Fact) {
+func (p *prober) inferNativeDiff(f *Fact, row *factRow) {
+	redirect, metacopy := p.row(FactRedirectDir), p.row(FactMetacopy)
 	f.Method = MethodInferred
 	if f.Version == nil {
 		f.Detail = "kernel release unknown: " + p.r.Kernel.Error
@@ -323,19 +269,19 @@ func (p *prober) inferNativeDiff(f *Fact) {
 	if !*f.Version {
 		// A vendor kernel that carries redirect_dir (4.10) carries the 4.8
 		// fix too.
-		_, hasRedirect := p.params["redirect_dir"]
-		if _, ok := p.mods.config["CONFIG_OVERLAY_FS_REDIRECT_DIR"]; ok {
+		_, hasRedirect := p.params[redirect.param]
+		if _, ok := p.mods.config[redirect.config]; ok {
 			hasRedirect = true
 		}
 		if !hasRedirect {
 			f.Supported = Bool(false)
-			f.Detail = fmt.Sprintf("kernel %s copies up the opaque xattr (fixed in 4.8)", p.kv)
+			f.Detail = fmt.Sprintf("kernel %s copies up the opaque xattr (fixed in %s)", p.kv, row.minKernel.Threshold())
 			return
 		}
 	}
-	via := "kernel 4.8 or later"
+	via := fmt.Sprintf("kernel %s or later", row.minKernel.Threshold())
 	if !*f.Version {
-		via = "the kernel carries redirect_dir (a vendor backport), and with it the 4.8 opaque fix"
+		via = fmt.Sprintf("the kernel carries %s (a vendor backport), and with it the %s opaque fix", redirect.param, row.minKernel.Threshold())
 	}
 	var why []string
 	unknown := false
@@ -346,10 +292,7 @@ func (p *prober) inferNativeDiff(f *Fact) {
 	if len(p.params) == 0 {
 		load = p.overlayLoadParams()
 	}
-	for _, d := range []struct{ param, config string }{
-		{"redirect_dir", "CONFIG_OVERLAY_FS_REDIRECT_DIR"},
-		{"metacopy", "CONFIG_OVERLAY_FS_METACOPY"},
-	} {
+	for _, d := range []*factRow{redirect, metacopy} {
 		if on := p.paramOn(d.param); on != nil {
 			if *on {
 				why = append(why, d.param+"=Y by default (module parameter)")
@@ -368,7 +311,7 @@ func (p *prober) inferNativeDiff(f *Fact) {
 		case "y":
 			why = append(why, d.config+"=y")
 		case "unknown":
-			if len(p.params) == 0 && p.kv.AtLeast(map[string]string{"redirect_dir": "4.10", "metacopy": "4.19"}[d.param]) {
+			if len(p.params) == 0 && p.kv.AtLeast(d.minKernel) {
 				unknown = true
 			}
 		}

@@ -8,15 +8,6 @@ import (
 	"strings"
 )
 
-func (p *prober) otherFacts() {
-	p.r.Facts[FactDType] = p.dTypeFact()
-	p.r.Facts[FactAufs] = p.aufsFact()
-	p.r.Facts[FactFuseOverlayfs] = p.fuseOverlayfsFact()
-	p.r.Facts[FactBtrfs] = p.btrfsFact()
-	p.r.Facts[FactZfs] = p.zfsFact()
-	p.r.Facts[FactDevicemapper] = p.devicemapperFact()
-}
-
 // DTypeHint is the remedy for a filesystem without d_type.
 func DTypeHint(fs string) string {
 	switch fs {
@@ -28,7 +19,7 @@ func DTypeHint(fs string) string {
 	return "put the data-root on a filesystem with d_type support (ext4, xfs with ftype=1, btrfs)"
 }
 
-func (p *prober) dTypeFact() (f Fact) {
+func (p *prober) dTypeFact(*factRow) (f Fact) {
 	dr := p.r.DataRoot
 	defer func() {
 		if f.No() || f.Supported == nil {
@@ -67,8 +58,8 @@ func (p *prober) dTypeFact() (f Fact) {
 	return f
 }
 
-func (p *prober) aufsFact() Fact {
-	state, evidence := p.mods.state("aufs", "aufs", "CONFIG_AUFS_FS")
+func (p *prober) aufsFact(row *factRow) Fact {
+	state, evidence := p.mods.state(row.module, row.filesystem, row.config)
 	f := Fact{Method: MethodFile, Module: state, Detail: evidence}
 	switch {
 	case state.Available():
@@ -85,9 +76,10 @@ func (p *prober) aufsFact() Fact {
 	return f
 }
 
-func (p *prober) fuseOverlayfsFact() Fact {
-	f := Fact{Method: MethodFile, MinKernel: "4.18", Version: p.versionAtLeast("4.18")}
-	state, evidence := p.mods.state("fuse", "fuse", "CONFIG_FUSE_FS")
+func (p *prober) fuseOverlayfsFact(row *factRow) Fact {
+	min := row.minKernel.Threshold()
+	f := Fact{Method: MethodFile, MinKernel: min, Version: p.versionAtLeast(row.minKernel)}
+	state, evidence := p.mods.state(row.module, row.filesystem, row.config)
 	f.Module = state
 	var missing, have []string
 	if p.h.Exists("/dev/fuse") {
@@ -112,7 +104,7 @@ func (p *prober) fuseOverlayfsFact() Fact {
 		missing = append(missing, "fuse: "+evidence)
 	}
 	if f.Version != nil && !*f.Version {
-		missing = append(missing, fmt.Sprintf("kernel %s is older than 4.18 (Docker's minimum for fuse-overlayfs)", p.kv))
+		missing = append(missing, fmt.Sprintf("kernel %s is older than %s (Docker's minimum for fuse-overlayfs)", p.kv, min))
 	}
 	switch {
 	case len(missing) > 0:
@@ -121,7 +113,7 @@ func (p *prober) fuseOverlayfsFact() Fact {
 		if len(have) > 0 {
 			f.Detail += " (" + strings.Join(have, ", ") + ")"
 		}
-		f.Hint = "install the fuse-overlayfs package (and fuse3); the kernel must be 4.18 or later"
+		f.Hint = "install the fuse-overlayfs package (and fuse3); the kernel must be " + min + " or later"
 	case f.Version == nil:
 		f.Detail = strings.Join(have, ", ") + "; kernel release unknown"
 	default:
@@ -144,8 +136,8 @@ func (p *prober) fuseOverlayfsVersion(bin string) string {
 	return ""
 }
 
-func (p *prober) btrfsFact() Fact {
-	state, evidence := p.mods.state("btrfs", "btrfs", "CONFIG_BTRFS_FS")
+func (p *prober) btrfsFact(row *factRow) Fact {
+	state, evidence := p.mods.state(row.module, row.filesystem, row.config)
 	f := Fact{Method: MethodFile, Module: state}
 	fs := p.r.DataRoot.Filesystem
 	if p.r.Mode == "fixture" && p.r.DataRoot.Magic == "" {
@@ -165,9 +157,9 @@ func (p *prober) btrfsFact() Fact {
 	return f
 }
 
-func (p *prober) zfsFact() Fact {
+func (p *prober) zfsFact(row *factRow) Fact {
 	f := Fact{Method: MethodFile}
-	state, evidence := p.mods.state("zfs", "zfs", "CONFIG_ZFS")
+	state, evidence := p.mods.state(row.module, row.filesystem, row.config)
 	f.Module = state
 	fs := p.r.DataRoot.Filesystem
 	var missing []string
@@ -191,8 +183,8 @@ func (p *prober) zfsFact() Fact {
 	return f
 }
 
-func (p *prober) devicemapperFact() Fact {
-	state, evidence := p.mods.state("dm_mod", "", "CONFIG_BLK_DEV_DM")
+func (p *prober) devicemapperFact(row *factRow) Fact {
+	state, evidence := p.mods.state(row.module, row.filesystem, row.config)
 	f := Fact{Method: MethodFile, Module: state}
 	thin := p.mods.config.Tristate("CONFIG_DM_THIN_PROVISIONING")
 	control := p.h.Exists("/dev/mapper/control")

@@ -10,24 +10,6 @@ import (
 // The fuzz targets check that no input crashes a parser or makes it hang,
 // and that what a parser accepts is consistent.
 
-func FuzzParseKernelRelease(f *testing.F) {
-	for _, s := range []string{"3.10.0-1160.el7.x86_64", "4.4.0-19041-Microsoft", "5.15.153.1-microsoft-standard-WSL2", "4.0.0-rc1", "3.12-1-amd64", "", "x", "1.2.3.4.5"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		kv, err := ParseKernelRelease(s)
-		if err != nil {
-			return
-		}
-		// The core version re-parses to itself.
-		again, err := ParseKernelRelease(kv.String())
-		if err != nil || again.String() != kv.String() {
-			t.Fatalf("%q -> %s -> %v, %v", s, kv, again, err)
-		}
-		_ = kv.AtLeast("4.0")
-	})
-}
-
 func FuzzParseFilesystems(f *testing.F) {
 	seed, _ := os.ReadFile("testdata/filesystems-debian-12")
 	f.Add(seed)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,7 +78,11 @@ func TestLiveFilesystems(t *testing.T) {
 			if kv, ok := r.Kernel.Parsed(); ok {
 				for _, name := range []string{probe.FactIndex, probe.FactMetacopy, probe.FactRedirectDir, probe.FactVolatile, probe.FactLowerdirPlus} {
 					f := r.Facts[name]
-					if kv.AtLeast(f.MinKernel) && !f.Yes() {
+					min, err := version.ParseKernel(f.MinKernel)
+					if err != nil {
+						t.Fatalf("%s: minKernel %q: %v", name, f.MinKernel, err)
+					}
+					if kv.AtLeast(min) && !f.Yes() {
 						t.Errorf("%s = %+v on kernel %s (minimum %s)", name, f, kv, f.MinKernel)
 					}
 				}

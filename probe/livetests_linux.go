@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +45,7 @@ func (p *prober) liveEnv() *liveEnv {
 
 func (e *liveEnv) metacopyInUse() error {
 	if e.metacopyParam {
-		return notSupported(FactNativeDiff, "", "metacopy is on by default (overlay parameter metacopy=Y), so Docker uses the naive diff")
+		return notEnabled("metacopy is on by default (overlay parameter metacopy=Y), so Docker uses the naive diff")
 	}
 	return nil
 }
@@ -60,27 +61,26 @@ type liveResults struct {
 	// on the data-root's filesystem: it tells "the kernel cannot" from
 	// "this filesystem cannot".
 	tmpfs map[string]error
-	// on says where each test ran: "dataroot", "tmpfs", or "multi" for
-	// the overlay fact settled by the multi-lower mount.
+	// on says where each test ran: "dataroot", "tmpfs", or "settled" for
+	// a fact whose settledBy test passed.
 	on map[string]string
 }
 
-// onDataRoot are the tests that depend on the data-root's filesystem and
-// run there, as dockerd's own checks do. The others test kernel features
-// and run on a private tmpfs, which costs nothing to clean up (removing
-// directories is the slowest part of a probe on some disks).
-var onDataRoot = map[string]bool{
-	FactOverlay:       true,
-	FactMultiLowerdir: true,
-	FactNativeDiff:    true,
-	FactUserxattr:     true, // needs user.* xattrs on the upper filesystem
-}
-
-// overlayTestOrder runs the decisive tests first. The multi-lower test runs
-// before the one-lower test because its success settles both.
-var overlayTestOrder = []string{
-	FactMultiLowerdir, FactOverlay, FactIndex, FactNativeDiff, FactRedirectDir,
-	FactMetacopy, FactVolatile, FactUserxattr, FactLowerdirPlus,
+// liveOrder is the order the live tests run in: table order, except that
+// a test that settles another runs before it (the multi-lower mount
+// settles the one-lower mount, which then costs nothing).
+func liveOrder(rows []factRow) []*factRow {
+	var first, then []*factRow
+	for i := range rows {
+		switch r := &rows[i]; {
+		case r.live == nil:
+		case r.settledBy != "":
+			then = append(then, r)
+		default:
+			first = append(first, r)
+		}
+	}
+	return append(first, then...)
 }
 
 func (p *prober) runLiveTests() *liveResults {
@@ -159,33 +159,33 @@ func (p *prober) runLiveTests() *liveResults {
 			lr.where = "a private tmpfs (the data-root was not writable)"
 		}
 		lr.on = map[string]string{}
-		for _, name := range overlayTestOrder {
+		order := liveOrder(p.rows)
+		for _, row := range order {
 			dir, on := base, "dataroot"
-			if !onDataRoot[name] {
+			if row.on == onTmpfs {
 				dir, on = kernelBase, "tmpfs"
 			}
-			if name == FactOverlay && lr.results[FactMultiLowerdir] == nil {
-				// A two-lower mount proves the one-lower mount: skip the
-				// extra mount (each costs directories to create and
-				// remove on the data-root's filesystem).
-				lr.results[name] = nil
-				lr.on[name] = "multi"
+			if err, ran := lr.results[row.settledBy]; row.settledBy != "" && ran && err == nil {
+				// Skip the extra mount: each costs directories to create
+				// and remove on the data-root's filesystem.
+				lr.results[row.name] = nil
+				lr.on[row.name] = "settled"
 				continue
 			}
-			lr.results[name] = overlayLiveTests[name](dir, env)
-			lr.on[name] = on
+			lr.results[row.name] = row.runLive(dir, env)
+			lr.on[row.name] = on
 		}
 		if scratchErr != nil || dr.Filesystem == "tmpfs" {
 			return nil
 		}
 		// Re-run on tmpfs what failed on the data-root's filesystem, to say
 		// whether the kernel or the filesystem is the reason.
-		for _, name := range overlayTestOrder {
-			if lr.results[name] != nil && lr.on[name] == "dataroot" {
+		for _, row := range order {
+			if lr.results[row.name] != nil && lr.on[row.name] == "dataroot" {
 				if lr.tmpfs == nil {
 					lr.tmpfs = map[string]error{}
 				}
-				lr.tmpfs[name] = overlayLiveTests[name](kernelBase, env)
+				lr.tmpfs[row.name] = row.runLive(kernelBase, env)
 			}
 		}
 		return nil
@@ -251,6 +251,231 @@ func (p *prober) dTypeReadOnly(dir, why string) {
 	}
 	p.dTypeMethod = MethodFile
 	p.dTypeNote = fmt.Sprintf("read from the existing entries of %s (%s)", dir, why)
+}
+
+// The live tests behind the overlay facts, one per row of factRows.
+// They never name their fact or its minimum kernel: the row adds both to
+// a "no" (factRow.runLive).
+
+// classifyMount turns a mount failure into a conclusive "no" where the
+// kernel rejected the filesystem or an option, and leaves everything else
+// inconclusive.
+func classifyMount(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENODEV), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOTSUP):
+		return &UnsupportedError{Reason: err.Error()}
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w: %v", errNeedsRoot, err)
+	}
+	return err
+}
+
+// Docker's overlay driver: one lower, upper, work.
+func testOverlay(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "overlay", 1)
+	if err != nil {
+		return err
+	}
+	if err := f.mount(env.indexOff()...); err != nil {
+		return classifyMount(err)
+	}
+	f.unmount()
+	return nil
+}
+
+// overlay2's own check (moby supportsMultipleLowerDir): two lowers.
+func testMultiLowerdir(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "multi-lower", 2)
+	if err != nil {
+		return err
+	}
+	if err := f.mount(env.indexOff()...); err != nil {
+		return classifyMount(err)
+	}
+	f.unmount()
+	return nil
+}
+
+// Docker's doesSupportNativeDiff: an opaque dir must not stay opaque
+// when copied up (fixed in 4.8), and a renamed dir must not carry a
+// redirect xattr (redirect_dir on by default), which a plain tar of the
+// upper dir cannot express. metacopy in use also forbids native diff.
+func testNativeDiff(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "native-diff", 2)
+	if err != nil {
+		return err
+	}
+	l2, l1 := f.lowers[0], f.lowers[1]
+	for _, d := range []string{filepath.Join(l1, "d"), filepath.Join(l1, "d1"), filepath.Join(l2, "d")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := unix.Lsetxattr(filepath.Join(l2, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		return fmt.Errorf("set opaque xattr on %s: %w", filepath.Join(l2, "d"), err)
+	}
+	if err := f.mount(env.indexOff()...); err != nil {
+		return classifyMount(err)
+	}
+	defer f.unmount()
+	if err := os.WriteFile(filepath.Join(f.merged, "d", "f"), nil, 0o644); err != nil {
+		return fmt.Errorf("copy up through overlay: %w", err)
+	}
+	buf := make([]byte, 16)
+	if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+		return notSupported("the opaque xattr was copied up")
+	}
+	if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+		if errors.Is(err, unix.EXDEV) {
+			// redirect_dir off: directories cannot be renamed in
+			// place, so diffs stay plain.
+			return env.metacopyInUse()
+		}
+		return fmt.Errorf("rename a directory through overlay: %w", err)
+	}
+	if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d2"), "trusted.overlay.redirect", buf); err == nil && n > 0 {
+		return notEnabled("redirect_dir is enabled by default (a renamed directory carries a redirect xattr); Docker falls back to the slower naive diff")
+	}
+	return env.metacopyInUse()
+}
+
+// redirect_dir=on: rename merged directories without EXDEV.
+func testRedirectDir(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "redirect-dir", 1)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(f.lowers[0], "d1"), 0o755); err != nil {
+		return err
+	}
+	if err := f.mount(append(env.indexOff(), "redirect_dir=on")...); err != nil {
+		return classifyMount(err)
+	}
+	defer f.unmount()
+	if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+		if errors.Is(err, unix.EXDEV) {
+			return notSupported("rename of a lower directory gave EXDEV with redirect_dir=on")
+		}
+		return err
+	}
+	return nil
+}
+
+// metacopy=on: a chmod copies up only metadata (trusted.overlay.metacopy).
+func testMetacopy(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "metacopy", 1)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(f.lowers[0], "file"), []byte("data"), 0o644); err != nil {
+		return err
+	}
+	if err := f.mount(append(env.indexOff(), "metacopy=on")...); err != nil {
+		return classifyMount(err)
+	}
+	defer f.unmount()
+	if err := os.Chmod(filepath.Join(f.merged, "file"), 0o600); err != nil {
+		return fmt.Errorf("chmod through overlay: %w", err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(f.upper, "file"), "trusted.overlay.metacopy", nil); err != nil {
+		return notSupported("chmod copied up the whole file (no trusted.overlay.metacopy xattr)")
+	}
+	return nil
+}
+
+// index=off is what Docker and containerd pass when the kernel has the
+// index feature; an old kernel rejects the option.
+func testIndex(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "index", 1)
+	if err != nil {
+		return err
+	}
+	if err := f.mount("index=off"); err != nil {
+		return classifyMount(err)
+	}
+	f.unmount()
+	return nil
+}
+
+// volatile: no sync of the upper layer, for throwaway containers.
+func testVolatile(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "volatile", 1)
+	if err != nil {
+		return err
+	}
+	if err := f.mount(append(env.indexOff(), "volatile")...); err != nil {
+		return classifyMount(err)
+	}
+	f.unmount()
+	return nil
+}
+
+// userxattr: overlay's private xattrs in the user.* namespace, which
+// rootless overlay needs.
+func testUserxattr(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "userxattr", 1)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(f.lowers[0], "f"), nil, 0o644); err != nil {
+		return err
+	}
+	if err := f.mount(append(env.indexOff(), "userxattr")...); err != nil {
+		return classifyMount(err)
+	}
+	defer f.unmount()
+	// The mount succeeds even when the upper filesystem takes no
+	// user.* xattrs (tmpfs before 6.6): the kernel only logs "failed
+	// to set xattr on upper". Check the feature itself: a user.*
+	// xattr set through the mount (a copy-up) must reach the upper.
+	return checkUserxattrUpper(f)
+}
+
+// lowerdir+ through fsconfig(2): one lower per call, so a deep stack
+// has no page-size limit on its mount data.
+func testLowerdirPlus(scratch string, env *liveEnv) error {
+	f, err := newOverlayFixture(scratch, "lowerdir-plus", 2)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return classifyMount(&MountError{Op: "fsopen", FSType: "overlay", Err: err})
+	}
+	defer unix.Close(fd)
+	for _, l := range f.lowers {
+		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+			return classifyMount(&MountError{Op: "fsconfig lowerdir+", Target: l, FSType: "overlay", Err: err})
+		}
+	}
+	for k, v := range map[string]string{"upperdir": f.upper, "workdir": f.work} {
+		if err := unix.FsconfigSetString(fd, k, v); err != nil {
+			return classifyMount(&MountError{Op: "fsconfig " + k, Target: v, FSType: "overlay", Err: err})
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return classifyMount(&MountError{Op: "fsconfig create", FSType: "overlay", Err: err})
+	}
+	return nil
+}
+
+// checkUserxattrUpper sets a user.* xattr on a lower file through the
+// mount: overlay copies the file up and must store the xattr on the upper,
+// where userxattr keeps overlay's own metadata too.
+func checkUserxattrUpper(f *overlayFixture) error {
+	const why = "the upper filesystem does not store user.* xattrs (tmpfs has them from kernel 6.6)"
+	if err := unix.Setxattr(filepath.Join(f.merged, "f"), "user.graphprobe", []byte("y"), 0); err != nil {
+		return notEnabled("%s: setting user.graphprobe through the mount failed: %v", why, err)
+	}
+	buf := make([]byte, 8)
+	n, err := unix.Getxattr(filepath.Join(f.upper, "f"), "user.graphprobe", buf)
+	if err != nil || string(buf[:n]) != "y" {
+		return notEnabled("%s: the copied-up file has no user.graphprobe on the upper (%v)", why, err)
+	}
+	return nil
 }
 
 func errString(err error) string {

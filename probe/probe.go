@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graphprobe/graphprobe/version"
 	"github.com/moby/sys/mountinfo"
 )
 
@@ -87,7 +88,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Exec == nil {
 		opts.Exec = defaultExec
 	}
-	p := &prober{ctx: ctx, opts: opts, h: h, r: &Report{
+	p := &prober{ctx: ctx, opts: opts, h: h, rows: factRows, r: &Report{
 		SchemaVersion: SchemaVersion,
 		Facts:         map[string]Fact{},
 		KernelConfig:  map[string]string{},
@@ -107,7 +108,9 @@ type prober struct {
 	h    *Host
 	r    *Report
 
-	kv      KernelVersion
+	// rows are the facts to decide: factRows, or a test's own table.
+	rows    []factRow
+	kv      version.Kernel
 	kvOK    bool
 	mods    *moduleFacts
 	capture *Capture
@@ -189,8 +192,7 @@ func (p *prober) run() {
 		p.live = p.runLiveTests()
 	}
 	<-dockerDone
-	p.overlayFacts()
-	p.otherFacts()
+	p.decideFacts()
 	p.readPriorDrivers()
 	sort.Strings(r.Warnings)
 }
@@ -258,7 +260,7 @@ func (p *prober) readKernel() {
 		p.r.Kernel.Error = "parse kernel release: not text"
 		return
 	}
-	kv, err := ParseKernelRelease(release)
+	kv, err := version.ParseKernel(release)
 	if err != nil {
 		p.r.Kernel.Error = err.Error()
 		return
@@ -270,6 +272,13 @@ func (p *prober) readKernel() {
 		// Linux kernel to load a module into.
 		p.wsl1 = true
 	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 func isPrintable(s string) bool {

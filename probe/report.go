@@ -1,5 +1,7 @@
 package probe
 
+import "github.com/graphprobe/graphprobe/version"
+
 // SchemaVersion is the version of the JSON documents graphprobe prints.
 const SchemaVersion = 1
 
@@ -42,8 +44,8 @@ type Kernel struct {
 }
 
 // Parsed returns the parsed release, or false when it could not be parsed.
-func (k Kernel) Parsed() (KernelVersion, bool) {
-	kv, err := ParseKernelRelease(k.Release)
+func (k Kernel) Parsed() (version.Kernel, bool) {
+	kv, err := version.ParseKernel(k.Release)
 	return kv, err == nil
 }
 

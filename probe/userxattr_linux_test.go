@@ -9,6 +9,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,7 +43,7 @@ func TestUserxattrNeedsUpperXattrs(t *testing.T) {
 	}
 	// The same kernel has the feature: on tmpfs (user.* xattrs since 6.6)
 	// it must still say yes.
-	if kv, ok := r.Kernel.Parsed(); ok && kv.AtLeast("6.6") {
+	if kv, ok := r.Kernel.Parsed(); ok && kv.AtLeast(version.K(6, 6)) {
 		tmp := testutil.NewFS(t, testutil.Tmpfs, 0)
 		r, err := probe.Run(context.Background(), probe.Options{DataRoot: filepath.Join(tmp.Dir, "docker")})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	_ "github.com/graphprobe/graphprobe/drivers" // registry
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // host is a compact description of a probe report.
@@ -33,7 +34,7 @@ func (h host) report() *probe.Report {
 		Facts:         map[string]probe.Fact{},
 		PriorDrivers:  h.prior,
 	}
-	if kv, err := probe.ParseKernelRelease(h.release); err == nil {
+	if kv, err := version.ParseKernel(h.release); err == nil {
 		r.Kernel.Version = kv.String()
 	}
 	method := h.multiHow

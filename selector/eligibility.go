@@ -6,6 +6,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // verdict is one driver's eligibility before policy and prior state.
@@ -156,7 +157,7 @@ func eligibility(r *probe.Report, dv DockerVersion, driver string) verdict {
 func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
 	ml := r.Fact(probe.FactMultiLowerdir)
 	kv, kvOK := r.Kernel.Parsed()
-	versionOK := kvOK && kv.AtLeast("4.0")
+	versionOK := kvOK && kv.AtLeast(version.K(4, 0))
 	if ml.No() {
 		v.reject("the kernel cannot mount overlay with multiple lower layers: "+ml.Detail, ml.Hint)
 		return
@@ -180,7 +181,7 @@ func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
 		if !versionOK {
 			v.reasons = append(v.reasons, fmt.Sprintf("kernel below 4.0: Docker %s falls back to a test mount with multiple lower layers, which works here (%s)", dv, ml.Method))
 		}
-		if r.DataRoot.Filesystem == "btrfs" && kvOK && !kv.AtLeast("4.7") {
+		if r.DataRoot.Filesystem == "btrfs" && kvOK && !kv.AtLeast(version.K(4, 7)) {
 			v.reject(fmt.Sprintf("overlay2 on btrfs needs kernel 4.7 (Docker %s refuses it on %s)", dv, kv), "upgrade the kernel, or use the btrfs driver")
 		}
 	}

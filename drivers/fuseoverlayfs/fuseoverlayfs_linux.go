@@ -16,6 +16,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/internal/nsthread"
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +27,7 @@ const Name = "fuse-overlayfs"
 const Binary = "fuse-overlayfs"
 
 // minKernel is Docker's requirement.
-const minKernel = "4.18"
+var minKernel = version.K(4, 18)
 
 // mountTimeout bounds the wait for a mount to appear and for a daemon to
 // exit after its unmount; a healthy one takes milliseconds.
@@ -105,10 +106,10 @@ var devFuse = "/dev/fuse"
 // checkKernel applies Docker's version rule. A release that cannot be
 // parsed is let through: the test mount that follows decides.
 func checkKernel(release string) error {
-	kv, err := probe.ParseKernelRelease(release)
+	kv, err := version.ParseKernel(release)
 	if err == nil && !kv.AtLeast(minKernel) {
 		return drivers.NotSupported(Name, drivers.ErrNotSupported, "upgrade the kernel, or use vfs",
-			"kernel %s is older than %s, which Docker requires for fuse-overlayfs", release, minKernel)
+			"kernel %s is older than %s, which Docker requires for fuse-overlayfs", release, minKernel.Threshold())
 	}
 	return nil
 }

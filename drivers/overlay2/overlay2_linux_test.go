@@ -15,6 +15,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,10 +72,10 @@ func TestNativeDiffDecision(t *testing.T) {
 	}
 }
 
-func kernelAtLeast(t *testing.T, v string) bool {
+func kernelAtLeast(t *testing.T, v version.Kernel) bool {
 	var u unix.Utsname
 	unix.Uname(&u)
-	kv, err := probe.ParseKernelRelease(unix.ByteSliceToString(u.Release[:]))
+	kv, err := version.ParseKernel(unix.ByteSliceToString(u.Release[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestMountMethods(t *testing.T) {
 		switch {
 		case fits && auto != ovl.Absolute:
 			t.Errorf("depth %d: Auto chose %v, want absolute", depth, auto)
-		case !fits && kernelAtLeast(t, "6.8") && auto != ovl.FSConfig:
+		case !fits && kernelAtLeast(t, version.K(6, 8)) && auto != ovl.FSConfig:
 			t.Errorf("depth %d: Auto chose %v on a 6.8+ kernel, want fsconfig", depth, auto)
 		case !fits && auto == ovl.Absolute:
 			t.Errorf("depth %d: Auto chose absolute for %d bytes of data", depth, len(spec.Data(true)))

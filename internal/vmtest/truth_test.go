@@ -10,27 +10,28 @@ import (
 	"strings"
 
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // kernelTruth is what a kernel has, from its release, its config and its
 // command line alone: independent of the probe under test.
 type kernelTruth struct {
-	kv      probe.KernelVersion
+	kv      version.Kernel
 	config  map[string]string // CONFIG_X -> y|m|n
 	cmdline map[string]string // overlay.<param> -> value
 }
 
 // featureKernels are the upstream kernels that brought each overlay
 // feature (the thresholds of domain.md, written down here on their own).
-var featureKernels = map[string]string{
-	probe.FactOverlay:       "3.18",
-	probe.FactMultiLowerdir: "4.0",
-	probe.FactRedirectDir:   "4.10",
-	probe.FactIndex:         "4.13",
-	probe.FactMetacopy:      "4.19",
-	probe.FactVolatile:      "5.10",
-	probe.FactUserxattr:     "5.11",
-	probe.FactLowerdirPlus:  "6.8",
+var featureKernels = map[string]version.Kernel{
+	probe.FactOverlay:       version.K(3, 18),
+	probe.FactMultiLowerdir: version.K(4, 0),
+	probe.FactRedirectDir:   version.K(4, 10),
+	probe.FactIndex:         version.K(4, 13),
+	probe.FactMetacopy:      version.K(4, 19),
+	probe.FactVolatile:      version.K(5, 10),
+	probe.FactUserxattr:     version.K(5, 11),
+	probe.FactLowerdirPlus:  version.K(6, 8),
 }
 
 // overlayParamConfig maps an overlay module parameter to the config option
@@ -42,7 +43,7 @@ var overlayParamConfig = map[string]string{
 }
 
 func newKernelTruth(k Kernel, cmdline string) (*kernelTruth, error) {
-	kv, err := probe.ParseKernelRelease(k.Release)
+	kv, err := version.ParseKernel(k.Release)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +98,7 @@ func (t *kernelTruth) param(name string) bool {
 // has says whether the kernel has an overlay feature.
 func (t *kernelTruth) has(fact string) bool {
 	if fact == probe.FactNativeDiff {
-		return t.kv.AtLeast("4.8") && !t.param("redirect_dir") && !t.param("metacopy")
+		return t.kv.AtLeast(version.K(4, 8)) && !t.param("redirect_dir") && !t.param("metacopy")
 	}
 	return t.kv.AtLeast(featureKernels[fact])
 }
@@ -128,7 +129,7 @@ func (t *kernelTruth) mounts(d Disk) bool {
 // kernel: tmpfs only from 6.6 ("shmem: add support for user extended
 // attributes").
 func (t *kernelTruth) userXattrs(fs string) bool {
-	return fs != "tmpfs" || t.kv.AtLeast("6.6")
+	return fs != "tmpfs" || t.kv.AtLeast(version.K(6, 6))
 }
 
 // selectWant is the driver Docker V takes on a fresh data-root of fs, in

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/graphprobe/graphprobe/internal/dockertest"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -205,11 +205,11 @@ func kernelAtLeast(t testing.TB, major, minor int) bool {
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := probe.ParseKernelRelease(unix.ByteSliceToString(u.Release[:]))
+	kv, err := version.ParseKernel(unix.ByteSliceToString(u.Release[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kv.Major > major || (kv.Major == major && kv.Minor >= minor)
+	return kv.AtLeast(version.K(major, minor))
 }
 
 // overlayRedirectDir reports whether the overlay module creates redirects

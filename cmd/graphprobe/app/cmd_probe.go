@@ -118,12 +118,7 @@ func doProbe(ctx context.Context, c *commonFlags, loadModules bool) (*probe.Repo
 }
 
 // factOrder is the order facts are shown to people.
-var factOrder = []string{
-	probe.FactOverlay, probe.FactMultiLowerdir, probe.FactNativeDiff, probe.FactRedirectDir,
-	probe.FactMetacopy, probe.FactIndex, probe.FactVolatile, probe.FactUserxattr,
-	probe.FactLowerdirPlus, probe.FactDType, probe.FactAufs, probe.FactFuseOverlayfs,
-	probe.FactBtrfs, probe.FactZfs, probe.FactDevicemapper,
-}
+var factOrder = probe.FactNames()
 
 func renderProbeText(w io.Writer, s *style, r *probe.Report) {
 	k := r.Kernel
