@@ -3,6 +3,7 @@ module github.com/graphprobe/graphprobe
 go 1.26.8
 
 require (
+	github.com/moby/sys/mount v0.3.5
 	github.com/moby/sys/mountinfo v0.7.3
 	github.com/pmezard/go-difflib v1.0.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -70,7 +71,7 @@ type Candidate struct {
 	OwnOpts     []string         `json:"-"`
 	Initialized bool             `json:"initialized"`
 	InitError   string           `json:"initError,omitempty"`
-	Benchmark   *DriverBenchmark `json:"benchmark"`
+	Benchmark   *bench.Benchmark `json:"benchmark"`
 	// Module is the kernel module a live init loads first.
 	Module string `json:"module,omitempty"`
 }

@@ -2,7 +2,6 @@ package selector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,8 +12,8 @@ import (
 	"time"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
-	"golang.org/x/sys/unix"
 )
 
 // ProveRequest says which drivers to initialise and benchmark.
@@ -27,7 +26,7 @@ type ProveRequest struct {
 	All bool
 	// Mode is quick, full or off (initialise only).
 	Mode  string
-	Sizes BenchSizes
+	Sizes bench.Sizes
 	// Budget caps the benchmark's wall time per driver (0: none).
 	Budget      time.Duration
 	StorageOpts map[string][]string
@@ -64,7 +63,7 @@ type InitResult struct {
 // ProveResult is what Prove found.
 type ProveResult struct {
 	Inits      []InitResult                `json:"inits"`
-	Benchmarks map[string]*DriverBenchmark `json:"benchmarks"`
+	Benchmarks map[string]*bench.Benchmark `json:"benchmarks"`
 	// BenchLines are the results as Go benchmark lines (benchstat reads them).
 	BenchLines  []string          `json:"-"`
 	Environment map[string]string `json:"environment"`
@@ -86,12 +85,12 @@ func (p *ProveResult) Init(name string) *InitResult {
 // and the scratch home is removed; if the process is killed, the kernel
 // drops the namespace's mounts and the next run removes the scratch home.
 func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
-	res := &ProveResult{Benchmarks: map[string]*DriverBenchmark{}, Environment: map[string]string{}}
+	res := &ProveResult{Benchmarks: map[string]*bench.Benchmark{}, Environment: map[string]string{}}
 	if req.Mode == "" {
-		req.Mode = BenchQuick
+		req.Mode = bench.Quick
 	}
 	if req.Sizes.Samples == 0 {
-		req.Sizes = DefaultSizes(req.Mode)
+		req.Sizes = bench.DefaultSizes(req.Mode)
 	}
 	if req.Exec == nil {
 		req.Exec = func(ctx context.Context, name string, args ...string) ([]byte, error) {
@@ -115,10 +114,10 @@ func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 	defer os.RemoveAll(scratch)
 	defer ns.Close()
 
-	var live []*benchDriver
+	var live []bench.Target
 	defer func() {
-		for _, b := range live {
-			ns.Do(b.d.Cleanup)
+		for _, t := range live {
+			ns.Do(t.Driver.Cleanup)
 		}
 	}()
 	for _, name := range req.Drivers {
@@ -164,176 +163,21 @@ func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 		}
 		ir.OK = true
 		res.Inits = append(res.Inits, ir)
-		live = append(live, &benchDriver{name: name, d: d, home: home, scratch: map[string]any{}})
+		live = append(live, bench.Target{Name: name, Driver: d, Home: home})
 		if !req.All {
 			break
 		}
 	}
-	if req.Mode == BenchOff || len(live) == 0 {
+	if req.Mode == bench.Off || len(live) == 0 {
 		return res, nil
 	}
-	if err := runSuite(ctx, ns, req, live, res); err != nil {
+	out, err := bench.Run(ctx, bench.Request{Mode: req.Mode, Sizes: req.Sizes, Budget: req.Budget, Progress: req.Progress, Do: ns.Do}, live)
+	if err != nil {
 		return res, err
 	}
+	res.Benchmarks, res.BenchLines = out.Benchmarks, out.Lines
 	return res, nil
 }
-
-// minFree is below what any benchmark can run in.
-const (
-	minFreeBytes  = 8 << 20
-	minFreeInodes = 2000
-)
-
-// runSuite runs every item for every driver, interleaved round-robin so
-// that a noisy machine disturbs all drivers alike: a warm-up run, then the
-// samples.
-func runSuite(ctx context.Context, ns *probe.MountNS, req ProveRequest, live []*benchDriver, res *ProveResult) error {
-	scratchDir := filepath.Dir(live[0].home)
-	if freeB, freeI, err := freeSpace(scratchDir); err == nil && (freeB < minFreeBytes || freeI < minFreeInodes) {
-		return fmt.Errorf("%w: %s has %s and %d inodes free (the benchmark needs at least %s and %d); free space, or rerun with --bench off",
-			ErrNoSpace, scratchDir, humanSize(int64(freeB)), freeI, humanSize(minFreeBytes), minFreeInodes)
-	}
-	items := suite(req.Sizes)
-	samples := map[string]map[string][]float64{} // driver -> result -> samples
-	units := map[string]string{}
-	var order []string
-	for _, b := range live {
-		samples[b.name] = map[string][]float64{}
-		b.start = time.Now()
-	}
-	progress := func(format string, args ...any) {
-		if req.Progress != nil {
-			fmt.Fprintf(req.Progress, format+"\n", args...)
-		}
-	}
-	for i, it := range items {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-
-		order = append(order, it.name)
-		units[it.name] = it.unit
-		if it.companion != "" {
-			order = append(order, it.companion)
-			units[it.companion] = it.companionUnit
-		}
-		freeB, freeI, err := freeSpace(scratchDir)
-		if err != nil {
-			return err
-		}
-		if freeB < it.needBytes+minFreeBytes || freeI < it.needInodes+minFreeInodes {
-			for _, b := range live {
-				b.note(fmt.Sprintf("%s skipped: it needs %s and %d inodes, %s and %d are free", it.name, humanSize(int64(it.needBytes)), it.needInodes, humanSize(int64(freeB)), freeI))
-			}
-			continue
-		}
-		n := req.Sizes.Samples
-		if it.samples > 0 {
-			n = it.samples
-		}
-		active := live[:0:0]
-		for _, b := range live {
-			if b.err != nil {
-				continue
-			}
-			if it.imageLayers != nil {
-				// What the item's layers cost depends on the driver:
-				// the image's setup measures one.
-				if err := ns.Do(func() error { return imageSetup(req.Sizes.ImageFiles)(b) }); err != nil {
-					b.fail(it.name, err)
-					continue
-				}
-				layers := it.imageLayers(b)
-				needB, needI := uint64(layers)*b.layerBytes, uint64(layers)*b.layerInodes
-				freeB, freeI, err := freeSpace(scratchDir)
-				if err != nil {
-					return err
-				}
-				if freeB < needB+minFreeBytes || (freeI > 0 && freeI < needI+minFreeInodes) {
-					b.note(fmt.Sprintf("%s skipped: its %d layers on the image need %s and %d inodes here, %s and %d are free", it.name, layers, humanSize(int64(needB)), needI, humanSize(int64(freeB)), freeI))
-					continue
-				}
-			}
-			if it.setup != nil {
-				if err := ns.Do(func() error { return it.setup(b) }); err != nil {
-					b.fail(it.name, err)
-					continue
-				}
-			}
-			active = append(active, b)
-		}
-		// Warm-up, unmeasured; then the samples, driver after driver.
-		for round := -1; round < n; round++ {
-			for _, b := range active {
-				if b.err != nil || ctx.Err() != nil {
-					continue
-				}
-				if round >= 1 && req.Budget > 0 && time.Since(b.start) > req.Budget {
-					continue
-				}
-				progress("bench %-15s %-32s [%d/%d] item %d/%d", b.name, it.name, max(round+1, 0), n, i+1, len(items))
-				var v float64
-				err := ns.Do(func() error {
-					var err error
-					v, err = it.run(b)
-					return err
-				})
-				if errors.Is(err, errNoSample) {
-					continue
-				}
-				if err != nil {
-					b.fail(it.name, err)
-					continue
-				}
-				if round >= 0 {
-					samples[b.name][it.name] = append(samples[b.name][it.name], v)
-					if it.companion != "" {
-						if c, ok := b.scratch[it.companion].(float64); ok {
-							samples[b.name][it.companion] = append(samples[b.name][it.companion], c)
-						}
-					}
-				}
-			}
-		}
-		for _, b := range active {
-			if it.teardown != nil {
-				ns.Do(func() error { it.teardown(b); return nil })
-			}
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	for _, b := range live {
-		db := &DriverBenchmark{Mode: req.Mode, DurationMillis: float64(time.Since(b.start).Microseconds()) / 1000}
-		if b.err != nil {
-			db.Error = b.err.Error()
-		}
-		db.Notes = b.notes
-		for _, name := range order {
-			if s := samples[b.name][name]; len(s) > 0 {
-				r := summarize(name, units[name], s)
-				db.Results = append(db.Results, r)
-				for _, v := range s {
-					res.BenchLines = append(res.BenchLines, benchLine(b.name, r, v))
-				}
-			}
-		}
-		res.Benchmarks[b.name] = db
-	}
-	return nil
-}
-
-func (b *benchDriver) fail(item string, err error) {
-	if b.err == nil {
-		if errors.Is(err, unix.ENOSPC) {
-			err = fmt.Errorf("%w (no space left on the data-root's filesystem)", err)
-		}
-		b.err = fmt.Errorf("%s: %w", item, err)
-	}
-}
-
-func (b *benchDriver) note(s string) { b.notes = append(b.notes, s) }
 
 // DefaultWeights weigh the suite's groups for the fastest strategy: the
 // operations a container start and a build do most count most.
@@ -341,25 +185,10 @@ var DefaultWeights = map[string]float64{
 	"create": 1, "mount": 2, "copyup": 1, "smallfiles": 1, "stat": 1, "readdir": 0.5, "inodes": 0.5, "bytes": 0.5,
 }
 
-// weightKey finds the group of a result name.
-func weightKey(name string) string {
-	switch {
-	case strings.HasPrefix(name, "write-after-copyup"):
-		return ""
-	case strings.HasPrefix(name, "open/"):
-		return "stat"
-	case strings.HasPrefix(name, "start/"):
-		// A container's first start: its layer's create and mount.
-		return "mount"
-	}
-	k, _, _ := strings.Cut(name, "/")
-	return k
-}
-
 // Score gives each benchmarked driver a weighted geometric mean of its
 // medians relative to the best driver per result (1.0 = best everywhere),
 // and a typical spread.
-func Score(benchmarks map[string]*DriverBenchmark, weights map[string]float64) (score, spread map[string]float64) {
+func Score(benchmarks map[string]*bench.Benchmark, weights map[string]float64) (score, spread map[string]float64) {
 	if weights == nil {
 		weights = DefaultWeights
 	}
@@ -379,7 +208,7 @@ func Score(benchmarks map[string]*DriverBenchmark, weights map[string]float64) (
 		var sum, wsum float64
 		var spreads []float64
 		for _, r := range db.Results {
-			w := weights[weightKey(r.Name)]
+			w := weights[bench.Group(r.Name)]
 			if r.Samples == 0 || w == 0 {
 				continue
 			}
@@ -409,7 +238,7 @@ func Score(benchmarks map[string]*DriverBenchmark, weights map[string]float64) (
 // ChooseFastest picks among benchmarked drivers: the first in priority
 // order, unless another is faster by a margin larger than the measured
 // spread. It returns the driver and why.
-func ChooseFastest(priority []string, benchmarks map[string]*DriverBenchmark, weights map[string]float64) (string, string) {
+func ChooseFastest(priority []string, benchmarks map[string]*bench.Benchmark, weights map[string]float64) (string, string) {
 	score, spread := Score(benchmarks, weights)
 	var preferred string
 	for _, n := range priority {

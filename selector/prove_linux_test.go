@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	_ "github.com/graphprobe/graphprobe/drivers/vfs"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
@@ -22,13 +23,13 @@ func TestProveVFS(t *testing.T) {
 func testProveVFS(t *testing.T, kind string) {
 	testutil.RequiresRoot(t)
 	fs := testutil.NewFS(t, kind, 512)
-	sz := DefaultSizes(BenchQuick)
+	sz := bench.DefaultSizes(bench.Quick)
 	sz.MountDepths = []int{1, 20}
 	sz.CopyUpSizes = []int64{4 << 10, 1 << 20}
 	// vfs copies the image into every layer: a small one keeps the test
 	// short.
 	sz.ImageFiles = 200
-	res, err := Prove(context.Background(), ProveRequest{Drivers: []string{"vfs"}, Mode: BenchQuick, Sizes: sz, ScratchParent: fs.Dir})
+	res, err := Prove(context.Background(), ProveRequest{Drivers: []string{"vfs"}, Mode: bench.Quick, Sizes: sz, ScratchParent: fs.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}

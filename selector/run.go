@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
@@ -206,12 +207,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	d := Decide(r, req.DockerVersion, opts)
 	var prove *ProveResult
 	live := r.Mode == "live" && !req.Proven
-	bench := req.Bench
-	if bench == "" {
-		bench = BenchQuick
+	mode := req.Bench
+	if mode == "" {
+		mode = bench.Quick
 	}
-	res.Bench = bench
-	sizes := sizesFrom(pol, bench)
+	res.Bench = mode
+	sizes := sizesFrom(pol, mode)
 	proveReq := func(names []string, all bool) ProveRequest {
 		mods := map[string]string{}
 		for _, n := range names {
@@ -220,7 +221,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			}
 		}
 		return ProveRequest{
-			Drivers: names, All: all, Mode: bench, Sizes: sizes, Budget: pol.Benchmark.Budget,
+			Drivers: names, All: all, Mode: mode, Sizes: sizes, Budget: pol.Benchmark.Budget,
 			StorageOpts: storageOptsFor(d, names, existing, req.DockerVersion), Modules: mods, LoadModules: req.LoadModules,
 			WarnNoDType:   req.DockerVersion.Less(dv1712),
 			ScratchParent: r.DataRoot.ProbedPath, Progress: req.Progress, Exec: req.Exec,
@@ -239,7 +240,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			return nil
 		}
 		base := proveReq([]string{ir.Driver}, false)
-		base.Mode = BenchOff
+		base.Mode = bench.Off
 		base.StorageOpts = map[string][]string{ir.Driver: graphprobeOpts(d, ir.Driver)}
 		p, err := Prove(ctx, base)
 		if err != nil {
@@ -510,8 +511,8 @@ func userStorageOpts(d *Decision, name string, existing []string, pol *policy.Po
 	return out
 }
 
-func sizesFrom(pol *policy.Policy, mode string) BenchSizes {
-	s := DefaultSizes(mode)
+func sizesFrom(pol *policy.Policy, mode string) bench.Sizes {
+	s := bench.DefaultSizes(mode)
 	b := pol.Benchmark
 	if len(b.ChainLengths) > 0 {
 		s.ChainLengths = b.ChainLengths

@@ -1,14 +1,17 @@
 package selector
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/graphprobe/graphprobe/drivers/bench"
 )
 
-// bench makes a driver's benchmark from name → median; units follow the
-// suite's (bytes items are B/layer, the others counts or ns).
-func bench(medians map[string]float64) *DriverBenchmark {
-	db := &DriverBenchmark{Mode: BenchQuick}
+// benchmark makes a driver's benchmark from name → median; units follow
+// the suite's (bytes items are B/layer, the others counts or ns).
+func benchmark(medians map[string]float64) *bench.Benchmark {
+	db := &bench.Benchmark{Mode: bench.Quick}
 	for name, m := range medians {
 		unit := "ns/op"
 		switch {
@@ -17,7 +20,7 @@ func bench(medians map[string]float64) *DriverBenchmark {
 		case strings.HasPrefix(name, "inodes/"):
 			unit = "inodes/layer"
 		}
-		db.Results = append(db.Results, BenchResult{Name: name, Unit: unit, Median: m, Min: m, Max: m, Samples: 2})
+		db.Results = append(db.Results, bench.Result{Name: name, Unit: unit, Median: m, Min: m, Max: m, Samples: 2})
 	}
 	return db
 }
@@ -110,7 +113,7 @@ func TestChooseFastestChargesPerContainer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			benchmarks := map[string]*DriverBenchmark{"overlay2": bench(overlay2Figures), "vfs": bench(tt.costly)}
+			benchmarks := map[string]*bench.Benchmark{"overlay2": benchmark(overlay2Figures), "vfs": benchmark(tt.costly)}
 			got, why := ChooseFastest(tt.priority, benchmarks, tt.weights)
 			score, _ := Score(benchmarks, tt.weights)
 			if got != "overlay2" {
@@ -123,21 +126,16 @@ func TestChooseFastestChargesPerContainer(t *testing.T) {
 	}
 }
 
-// TestWeightKey maps every item of the suite to a policy weight, so that
-// no measurement the suite charges is silently weighed 0.
-func TestWeightKey(t *testing.T) {
-	known := map[string]bool{}
+// TestDefaultWeights weighs every group of the suite, so that no
+// measurement the suite charges is silently weighed 0 by default.
+func TestDefaultWeights(t *testing.T) {
+	var keys []string
 	for k := range DefaultWeights {
-		known[k] = true
+		keys = append(keys, k)
 	}
-	for _, mode := range []string{BenchQuick, BenchFull} {
-		for _, it := range suite(DefaultSizes(mode)) {
-			if got := weightKey(it.name); got != it.weightKey || !known[got] {
-				t.Errorf("%s: weightKey %q, item says %q", it.name, got, it.weightKey)
-			}
-			if it.companion != "" && weightKey(it.companion) != "" {
-				t.Errorf("%s: the control %s is weighed", it.name, it.companion)
-			}
-		}
+	slices.Sort(keys)
+	groups := slices.Sorted(slices.Values(bench.Groups))
+	if !slices.Equal(keys, groups) {
+		t.Errorf("DefaultWeights weigh %v, the suite's groups are %v", keys, groups)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/testutil"
+	"github.com/moby/sys/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,7 +147,7 @@ func (c *config) initDriver(t testing.TB, name, home string) drivers.Driver {
 		if left := testutil.MountsUnder(home); len(left) > 0 {
 			t.Errorf("mounts left below %s after Cleanup: %v", home, left)
 			for _, m := range left {
-				unix.Unmount(m, unix.MNT_DETACH)
+				_ = mount.Unmount(m)
 			}
 		}
 	})

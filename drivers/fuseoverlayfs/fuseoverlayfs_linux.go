@@ -17,6 +17,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/version"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -246,16 +247,13 @@ func waitMounted(target string, p *process) error {
 }
 
 func isFuseMount(target string) (bool, error) {
-	mounts, err := ovl.Mountinfo()
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != target || !strings.HasPrefix(m.FSType, "fuse"), false
+	})
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("read mount table: %w", err)
 	}
-	for _, m := range mounts {
-		if m.Mountpoint == target && strings.HasPrefix(m.FSType, "fuse") {
-			return true, nil
-		}
-	}
-	return false, nil
+	return len(mounts) > 0, nil
 }
 
 // stop kills a daemon that did not mount, and reaps it.

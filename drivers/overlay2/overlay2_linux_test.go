@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/version"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -438,13 +438,13 @@ func TestInsidePrivateMountNamespace(t *testing.T) {
 
 // threadMounts reads the mount table of the calling thread's namespace.
 func threadMounts(t *testing.T) map[string]bool {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	mounts, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]bool{}
-	for _, line := range strings.Split(readFile(t, "/proc/thread-self/mountinfo"), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
-			out[f[4]] = true
-		}
+	for _, m := range mounts {
+		out[m.Mountpoint] = true
 	}
 	return out
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mount"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -524,7 +526,7 @@ func (d *Daemon) stop(t testing.TB) {
 	for _, m := range hostMountsUnder(d.DataRoot) {
 		if !d.baseline[m] {
 			t.Errorf("mount %s appeared on the host under dockerd's data-root", m)
-			_ = unix.Unmount(m, unix.MNT_DETACH)
+			_ = mount.Unmount(m)
 		}
 	}
 	// Reported, never removed: a system Docker installed meanwhile could
@@ -574,12 +576,12 @@ func (d *Daemon) checkNamespaceMounts(t testing.TB) {
 	}
 	var leaked []string
 	for _, m := range mounts {
-		if d.baseline[m.Point] {
+		if d.baseline[m.Mountpoint] {
 			continue
 		}
 		for _, root := range []string{d.DataRoot, d.ExecRoot} {
-			if m.Point == root || strings.HasPrefix(m.Point, root+"/") {
-				leaked = append(leaked, fmt.Sprintf("%s (%s)", m.Point, m.FSType))
+			if m.Mountpoint == root || strings.HasPrefix(m.Mountpoint, root+"/") {
+				leaked = append(leaked, fmt.Sprintf("%s (%s)", m.Mountpoint, m.FSType))
 				break
 			}
 		}
@@ -623,13 +625,6 @@ func processesIn(id string) []string {
 	return out
 }
 
-// nsMount is a row of a mount table.
-type nsMount struct {
-	Point  string
-	FSType string
-	Source string
-}
-
 // mountsInNamespace reads the mount table of the namespace ns refers to.
 // It runs nsenter rather than joining the namespace from a thread of this
 // process: a goroutine that joins a namespace and ends while locked kills
@@ -637,7 +632,7 @@ type nsMount struct {
 // runtime parks for good instead, namespace and all. /proc/self then
 // shows that namespace to every later reader, and the parked thread keeps
 // dockerd's leftover mounts (and their loop devices) alive until exit.
-func mountsInNamespace(ns *os.File) ([]nsMount, error) {
+func mountsInNamespace(ns *os.File) ([]*mountinfo.Info, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", "--mount=/proc/self/fd/3", "--", "cat", "/proc/self/mountinfo")
@@ -648,48 +643,26 @@ func mountsInNamespace(ns *os.File) ([]nsMount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read dockerd's mount table: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return parseMountinfo(out), nil
+	mounts, err := mountinfo.GetMountsFromReader(bytes.NewReader(out), nil)
+	if err != nil {
+		return nil, fmt.Errorf("parse dockerd's mount table: %w", err)
+	}
+	return mounts, nil
 }
 
 // hostMountsUnder lists the mount points at or below dir in this
-// process's namespace. It reads /proc/thread-self, not /proc/self: the
-// latter is the main thread's view, which code that unshares a locked
-// thread may have moved into a private namespace (see mountsInNamespace).
+// process's namespace, nil when the table cannot be read. mountinfo reads
+// /proc/thread-self, not /proc/self: the latter is the main thread's
+// view, which code that unshares a locked thread may have moved into a
+// private namespace (see mountsInNamespace).
 func hostMountsUnder(dir string) []string {
-	data, err := os.ReadFile("/proc/thread-self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, m := range parseMountinfo(data) {
-		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
-			out = append(out, m.Point)
-		}
-	}
-	return out
-}
-
-// parseMountinfo reads the mount points, types and sources of a
-// /proc/<pid>/mountinfo.
-func parseMountinfo(data []byte) []nsMount {
-	var out []nsMount
-	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(f) {
-			continue
-		}
-		out = append(out, nsMount{Point: unescape.Replace(f[4]), FSType: f[sep+1], Source: unescape.Replace(f[sep+2])})
+	out := make([]string, len(mounts))
+	for i, m := range mounts {
+		out[i] = m.Mountpoint
 	}
 	return out
 }

@@ -109,18 +109,6 @@ func TestReadLayers(t *testing.T) {
 	}
 }
 
-func TestParseMountinfo(t *testing.T) {
-	data := []byte(`42 27 254:0 /tmp/d /tmp/d rw,relatime shared:1 - ext4 /dev/vda rw
-50 27 0:43 / /tmp/with\040space rw,relatime - overlay overlay rw,lowerdir=a,upperdir=b,workdir=c
-bad line
-`)
-	got := parseMountinfo(data)
-	want := []nsMount{{"/tmp/d", "ext4", "/dev/vda"}, {"/tmp/with space", "overlay", "overlay"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %+v, want %+v", got, want)
-	}
-}
-
 func TestPrivateConfig(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "in.json")

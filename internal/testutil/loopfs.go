@@ -5,11 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/moby/sys/mount"
+	"github.com/moby/sys/mountinfo"
 )
 
 // FS kinds that tests can ask for. xfs with ftype=0 needs the v4 format,
@@ -125,72 +126,45 @@ func orDefault(v, d int) int {
 
 func mustMount(t testing.TB, source, target, fstype, data string) {
 	t.Helper()
-	if err := unix.Mount(source, target, fstype, 0, data); err != nil {
-		t.Fatalf("mount %s on %s (%s): %v", fstype, target, data, err)
+	if err := mount.Mount(source, target, fstype, data); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { unmountAll(t, target) })
 }
 
 // unmountAll unmounts target and anything a failed test left below it.
 func unmountAll(t testing.TB, target string) {
-	for _, m := range MountsUnder(target) {
-		_ = unix.Unmount(m, unix.MNT_DETACH)
-	}
-	if err := unix.Unmount(target, 0); err != nil && err != unix.EINVAL {
-		_ = unix.Unmount(target, unix.MNT_DETACH)
-	}
+	_ = mount.RecursiveUnmount(target)
 }
 
-// MountsUnder lists the mount points at or below dir in this process's
-// mount table, deepest first.
+// MountsUnder lists the mount points at or below dir in the calling
+// thread's mount table, deepest first: the table lists a mount after the
+// one it is mounted on.
 func MountsUnder(dir string) []string {
-	data, err := readMountinfo()
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	for _, m := range slices.Backward(mounts) {
+		out = append(out, m.Mountpoint)
 	}
 	return out
 }
 
-func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
-}
-
-// MountTable returns this process's mount points, for before/after leak checks.
+// MountTable returns the mount points of the calling thread's mount table,
+// for before/after leak checks. mountinfo reads /proc/thread-self:
+// /proc/self follows the main thread, which is not necessarily in the
+// caller's namespace.
 func MountTable(t testing.TB) []string {
 	t.Helper()
-	data, err := readMountinfo()
+	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 5 {
-			out = append(out, unescapeMount(f[4]))
-		}
+	out := make([]string, len(mounts))
+	for i, m := range mounts {
+		out[i] = m.Mountpoint
 	}
 	return out
-}
-
-// readMountinfo reads the calling thread's mount table: /proc/self follows
-// the main thread, which is not necessarily in the caller's namespace.
-func readMountinfo() ([]byte, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return os.ReadFile("/proc/thread-self/mountinfo")
 }

@@ -2,10 +2,12 @@
 // storage drivers it may choose and how to rank them.
 //
 // A policy is a site's standing decision, read unattended at every boot, so
-// it is parsed strictly: an unknown key, a wrong type, a duplicate key, an
-// anchor or alias, a second document, nesting past MaxDepth or a file over
-// MaxSize is an error naming the line, column and key. A typo must stop the
-// run, not silently fall back to a default.
+// it is parsed strictly: an unknown key, a wrong type, a duplicate key, a
+// key without a value, an anchor or alias, a second document, a mapping of
+// more than 64 keys, nesting past MaxDepth or a file over MaxSize is an
+// error naming the line, column and key. A typo must stop the run, not
+// silently fall back to a default. yaml.v3 decodes the file (KnownFields)
+// into a struct whose field types check their own values.
 //
 // Every key is optional; an empty file is the empty policy, and an unset
 // field leaves the choice to the command-line flag or graphprobe's default.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"os"
@@ -34,6 +35,17 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("%T is not *Error: %v", err, err)
 			}
+			// The position is in the document, and a named key has one.
+			lines := 1 // as yaml.v3 counts them
+			for _, br := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+				lines += bytes.Count(data, []byte(br))
+			}
+			if pe.Line < 0 || pe.Line > lines || pe.Column < 0 {
+				t.Fatalf("position %d:%d outside %d lines: %v", pe.Line, pe.Column, lines, err)
+			}
+			if pe.Key != "" && pe.Line == 0 {
+				t.Fatalf("key without a position: %v", err)
+			}
 			return
 		}
 		for _, d := range append(slices.Clone(p.Priority), p.Exclude...) {
@@ -46,8 +58,14 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("%s both in priority and exclude", d)
 			}
 		}
-		if p.Priority != nil && len(p.Order(nil)) == 0 && len(p.Exclude) == 0 {
+		if p.Priority != nil && len(p.Priority) == 0 {
 			t.Fatal("empty priority accepted")
+		}
+		if len(p.Priority) == 0 && len(p.Exclude) > 0 && len(p.Order(drivers.Names())) == 0 {
+			t.Fatal("every driver excluded")
+		}
+		if len(p.Weights) > 0 && !slices.ContainsFunc(Benchmarks, func(k string) bool { return p.Weights[k] > 0 }) {
+			t.Fatalf("weights %v accepted, none positive", p.Weights)
 		}
 		if b := p.Benchmark.Budget; b != 0 && (b < time.Second || b > time.Hour) {
 			t.Fatalf("budget %v accepted", b)

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,8 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/graphprobe/graphprobe/drivers"
-	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"gopkg.in/yaml.v3"
 )
 
@@ -23,6 +22,12 @@ import (
 const (
 	MaxSize  = 64 << 10
 	MaxDepth = 8
+	// maxKeys bounds a mapping before yaml.v3 decodes it: its duplicate-key
+	// check compares every pair of keys and records an error for every
+	// equal pair, which for 64 KiB of "a: 1" lines is billions of
+	// comparisons and gigabytes of messages. The largest mapping a policy
+	// has is benchmark's nine keys.
+	maxKeys = 64
 )
 
 // Strategy is how select ranks the eligible drivers.
@@ -53,7 +58,9 @@ const (
 // benchmark suite (layers created on the image, a container's first start
 // (create and mount), copy-up, small files, stat/open through layers,
 // readdir, inodes and bytes per layer).
-var Benchmarks = []string{"create", "mount", "copyup", "smallfiles", "stat", "readdir", "inodes", "bytes"}
+// The list is read from weightsDoc, so that it cannot drift from the keys
+// a policy accepts.
+var Benchmarks = keysOf(reflect.TypeFor[weightsDoc]())
 
 // Policy is a parsed policy file. A zero field was not set.
 type Policy struct {
@@ -163,12 +170,23 @@ func Load(path string) (*Policy, error) {
 }
 
 // Parse reads a policy document; name labels errors.
+//
+// yaml.v3 parses the document twice: first into a node tree, which check
+// inspects for what decoding must not see and which later names the key
+// of an error; then with KnownFields into document, whose field types
+// check their own values. Twice, because KnownFields is a Decoder's
+// option that Node.Decode does not have; a policy is small.
 func Parse(name string, data []byte) (*Policy, error) {
-	if len(data) > MaxSize {
-		return nil, &Error{Name: name, Msg: fmt.Sprintf("file is over %d KiB; a policy is a few dozen lines", MaxSize>>10)}
+	p, err := parse(data)
+	if pe := (*Error)(nil); errors.As(err, &pe) {
+		pe.Name = name
 	}
-	if err := checkNesting(data); err != nil {
-		return nil, &Error{Name: name, Line: err.line, Column: err.col, Msg: err.msg}
+	return p, err
+}
+
+func parse(data []byte) (*Policy, error) {
+	if len(data) > MaxSize {
+		return nil, &Error{Msg: fmt.Sprintf("file is over %d KiB; a policy is a few dozen lines", MaxSize>>10)}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -176,189 +194,116 @@ func Parse(name string, data []byte) (*Policy, error) {
 		if errors.Is(err, io.EOF) {
 			return &Policy{}, nil
 		}
-		return nil, yamlError(name, err)
+		return nil, syntaxError(err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, yamlError(name, err)
+			return nil, syntaxError(err)
 		}
-		return nil, &Error{Name: name, Line: extra.Line, Column: extra.Column, Msg: "more than one YAML document; a policy is one"}
+		return nil, &Error{Line: extra.Line, Column: extra.Column, Msg: "more than one YAML document; a policy is one"}
 	}
-	w := &walker{name: name}
-	if err := w.check(&doc, 0); err != nil {
+	// A key without a value is reported only when decoding finds nothing
+	// else: "strategie:" is better told as an unknown key.
+	var valueless error
+	if err := walk(&doc, "", 0, func(n *yaml.Node, path string, depth int) error {
+		return check(n, path, depth, &valueless)
+	}); err != nil {
 		return nil, err
 	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			return &Policy{}, nil
-		}
-		root = root.Content[0]
-	}
-	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+	if len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null" {
 		return &Policy{}, nil
 	}
-	p := &Policy{}
-	if err := w.policy(root, p); err != nil {
-		return nil, err
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f document
+	if err := dec.Decode(&f); err != nil {
+		return nil, decodeError(&doc, err)
 	}
-	return p, nil
+	if valueless != nil {
+		return nil, valueless
+	}
+	return f.policy(&doc)
 }
 
-type nestingError struct {
-	line, col int
-	msg       string
-}
-
-// checkNesting bounds flow-style nesting ([[[[...) before the YAML parser
-// recurses into it: block nesting costs indentation, so the file size
-// bounds it, but flow nesting is one byte a level.
-func checkNesting(data []byte) *nestingError {
-	depth, line, col := 0, 1, 0
-	inSingle, inDouble, inComment := false, false, false
-	// prev is the last byte outside quotes and comments. A quote opens a
-	// quoted scalar only where a scalar can start, and "#" opens a comment
-	// only at the start of a line or after a blank: in it's and a#b they
-	// are part of a plain scalar.
-	prev := byte('\n')
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		col++
-		switch {
-		case c == '\n':
-			line, col, inComment = line+1, 0, false
-			inSingle, inDouble = false, false // flow scalars rarely span lines; be conservative
-		case inComment:
-		case inDouble:
-			if c == '\\' {
-				i++
-				col++
-			} else if c == '"' {
-				inDouble = false
-			}
-		case inSingle:
-			if c == '\'' {
-				inSingle = false
-			}
-		case c == '#' && isBlank(prev):
-			inComment = true
-		case c == '"' && startsScalar(prev):
-			inDouble = true
-		case c == '\'' && startsScalar(prev):
-			inSingle = true
-		case c == '[' || c == '{':
-			depth++
-			if depth > MaxDepth {
-				return &nestingError{line, col, fmt.Sprintf("nesting deeper than %d levels is refused", MaxDepth)}
-			}
-		case c == ']' || c == '}':
-			if depth > 0 {
-				depth--
+// check refuses at node n what decoding must not see: anchors and aliases
+// (yaml.v3 would expand them), keys that are not strings (a "<<" merge key
+// would merge), repeated keys, more than maxKeys keys and nesting past
+// MaxDepth. The first key without a value goes to valueless: yaml.v3
+// decodes null as the zero value, and "strategy:" must not read as unset.
+func check(n *yaml.Node, path string, depth int, valueless *error) error {
+	if depth > MaxDepth+1 { // +1: the document node
+		return errAt(n, "", "nesting deeper than %d levels is refused", MaxDepth)
+	}
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return errAt(n, "", "anchors and aliases are not supported in a policy")
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if len(n.Content) > 2*maxKeys {
+		return errAt(n, path, "more than %d keys", maxKeys)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+			return errAt(k, path, "keys must be strings, found %s", kindName(k))
+		}
+		for j := 0; j < i; j += 2 {
+			if prev := n.Content[j]; prev.Value == k.Value {
+				return errAt(k, join(path, k.Value), "duplicate key (first at line %d)", prev.Line)
 			}
 		}
-		if !inComment && !inSingle && !inDouble {
-			prev = c
-		} else if c == '\n' {
-			prev = c
+		if n.Content[i+1].ShortTag() == "!!null" && *valueless == nil {
+			*valueless = errAt(k, join(path, k.Value), "no value: give one or leave the key out")
 		}
 	}
 	return nil
 }
 
-func isBlank(c byte) bool { return c == '\n' || c == ' ' || c == '\t' }
-
-// startsScalar reports whether a scalar may begin after c.
-func startsScalar(c byte) bool {
-	return isBlank(c) || c == '[' || c == '{' || c == ',' || c == ':' || c == '-' || c == '?'
-}
-
-// yamlError turns a yaml.v3 error ("yaml: line 3: mapping values are not
-// allowed in this context") into an Error.
-func yamlError(name string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if n, after, ok := strings.Cut(rest, ": "); ok {
-			if v, err := strconv.Atoi(n); err == nil {
-				line, msg = v, after
-			}
+// walk calls visit for n and each node below it, outermost first, with
+// its key's dotted path ("benchmark.budget", "priority[1]"; a mapping's
+// keys have the mapping's path) and its depth, until visit fails.
+func walk(n *yaml.Node, path string, depth int, visit func(n *yaml.Node, path string, depth int) error) error {
+	if err := visit(n, path, depth); err != nil {
+		return err
+	}
+	for i, c := range n.Content {
+		cp := path
+		switch {
+		case n.Kind == yaml.SequenceNode:
+			cp = path + "[" + strconv.Itoa(i) + "]"
+		case n.Kind == yaml.MappingNode && i%2 == 1:
+			cp = join(path, n.Content[i-1].Value)
 		}
-	}
-	if line > 0 {
-		return &Error{Name: name, Line: line, Column: 1, Msg: msg}
-	}
-	return &Error{Name: name, Msg: msg}
-}
-
-type walker struct{ name string }
-
-func (w *walker) errorf(n *yaml.Node, key, format string, args ...any) error {
-	return &Error{Name: w.name, Line: n.Line, Column: n.Column, Key: key, Msg: fmt.Sprintf(format, args...)}
-}
-
-// check refuses anchors, aliases and deep nesting anywhere in the tree.
-func (w *walker) check(n *yaml.Node, depth int) error {
-	if depth > MaxDepth+1 { // +1: the document node
-		return w.errorf(n, "", "nesting deeper than %d levels is refused", MaxDepth)
-	}
-	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		return w.errorf(n, "", "anchors and aliases are not supported in a policy")
-	}
-	for _, c := range n.Content {
-		if err := w.check(c, depth+1); err != nil {
+		if err := walk(c, cp, depth+1, visit); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	}
-	switch n.ShortTag() {
-	case "!!str":
-		return "a string"
-	case "!!int":
-		return "an integer"
-	case "!!float":
-		return "a number"
-	case "!!bool":
-		return "a boolean"
-	case "!!null":
-		return "null"
-	}
-	return "a " + strings.TrimPrefix(n.ShortTag(), "!!")
+// find returns the first node of doc, outermost first, that match
+// accepts, and its path.
+func find(doc *yaml.Node, match func(n *yaml.Node, path string) bool) (*yaml.Node, string) {
+	var found *yaml.Node
+	var at string
+	stop := errors.New("found")
+	walk(doc, "", 0, func(n *yaml.Node, path string, _ int) error {
+		if !match(n, path) {
+			return nil
+		}
+		found, at = n, path
+		return stop
+	})
+	return found, at
 }
 
-// pairs returns a mapping's key/value pairs, refusing non-string and
-// duplicate keys and keys not in known (nil: any key).
-func (w *walker) pairs(n *yaml.Node, path string, known []string) ([][2]*yaml.Node, error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, w.errorf(n, path, "must be a mapping, found %s", kindName(n))
-	}
-	seen := map[string]*yaml.Node{}
-	var out [][2]*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		kp := join(path, k.Value)
-		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-			return nil, w.errorf(k, path, "keys must be strings, found %s", kindName(k))
-		}
-		if prev, dup := seen[k.Value]; dup {
-			return nil, w.errorf(k, kp, "duplicate key (first at line %d)", prev.Line)
-		}
-		seen[k.Value] = k
-		if known != nil && !slices.Contains(known, k.Value) {
-			return nil, w.errorf(k, kp, "unknown key (known: %s)", strings.Join(known, ", "))
-		}
-		out = append(out, [2]*yaml.Node{k, v})
-	}
-	return out, nil
+// at returns the value at the dotted path in doc ("" is the top-level
+// mapping).
+func at(doc *yaml.Node, path string) *yaml.Node {
+	n, _ := find(doc, func(n *yaml.Node, p string) bool { return p == path && n.Kind != yaml.DocumentNode })
+	return n
 }
 
 func join(path, key string) string {
@@ -368,328 +313,117 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-var topKeys = []string{"version", "strategy", "priority", "exclude", "imageStore", "benchmark", "weights", "storageOpts"}
-
-func (w *walker) policy(n *yaml.Node, p *Policy) error {
-	ps, err := w.pairs(n, "", topKeys)
-	if err != nil {
-		return err
-	}
-	var priorityNodes, excludeNodes []*yaml.Node
-	for _, kv := range ps {
-		k, v := kv[0].Value, kv[1]
-		switch k {
-		case "version":
-			n, err := w.integer(v, k, 1, 1)
-			if err != nil {
-				return err
-			}
-			p.Version = n
-		case "strategy":
-			s, err := w.enum(v, k, string(StrategyPriority), string(StrategyFastest))
-			if err != nil {
-				return err
-			}
-			p.Strategy = Strategy(s)
-		case "imageStore":
-			s, err := w.enum(v, k, string(ImageStoreGraphDriver), string(ImageStoreContainerd), "default")
-			if err != nil {
-				return err
-			}
-			if s != "default" {
-				p.ImageStore = ImageStore(s)
-			}
-		case "priority":
-			if p.Priority, priorityNodes, err = w.driverList(v, k); err != nil {
-				return err
-			}
-			if len(p.Priority) == 0 {
-				return w.errorf(v, k, "empty list: leave the key out to use Docker's order")
-			}
-		case "exclude":
-			if p.Exclude, excludeNodes, err = w.driverList(v, k); err != nil {
-				return err
-			}
-		case "benchmark":
-			if err := w.benchmark(v, &p.Benchmark); err != nil {
-				return err
-			}
-		case "weights":
-			if p.Weights, err = w.weights(v); err != nil {
-				return err
-			}
-		case "storageOpts":
-			if p.StorageOpts, err = w.storageOpts(v); err != nil {
-				return err
-			}
-		}
-	}
-	for i, d := range p.Exclude {
-		if j := slices.Index(p.Priority, d); j >= 0 {
-			return w.errorf(excludeNodes[i], fmt.Sprintf("exclude[%d]", i), "%s is also in priority (line %d): drop it from one of them", d, priorityNodes[j].Line)
-		}
-	}
-	if len(p.Priority) == 0 && len(p.Exclude) > 0 {
-		if left := (&Policy{Exclude: p.Exclude}).Order(drivers.Names()); len(left) == 0 {
-			return w.errorf(excludeNodes[len(excludeNodes)-1], "exclude", "every driver is excluded")
-		}
-	}
-	return nil
+func errAt(n *yaml.Node, key, format string, args ...any) error {
+	return &Error{Line: n.Line, Column: n.Column, Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
-func (w *walker) scalar(n *yaml.Node, key string, tags ...string) error {
-	if n.Kind != yaml.ScalarNode || !slices.Contains(tags, n.ShortTag()) {
-		want := map[string]string{"!!str": "a string", "!!int": "an integer", "!!float": "a number"}[tags[0]]
-		return w.errorf(n, key, "must be %s, found %s", want, kindName(n))
+// syntaxError turns a yaml.v3 error ("yaml: line 3: mapping values are not
+// allowed in this context") into an Error.
+func syntaxError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				line, msg = v, after
+			}
+		}
 	}
-	return nil
+	// yaml.v3 stops at 10000 levels of nesting (64 KiB holds more); it
+	// leaves out the line number when it is the first line.
+	if strings.HasPrefix(msg, "exceeded max depth") {
+		line, msg = max(line, 1), fmt.Sprintf("nesting deeper than %d levels is refused", MaxDepth)
+	}
+	if line > 0 {
+		return &Error{Line: line, Column: 1, Msg: msg}
+	}
+	return &Error{Msg: msg}
 }
 
-func (w *walker) integer(n *yaml.Node, key string, lo, hi int) (int, error) {
-	if err := w.scalar(n, key, "!!int"); err != nil {
-		return 0, err
+var (
+	lineMsg      = regexp.MustCompile(`(?s)^line (\d+)(?:, column (\d+))?: (.*)$`)
+	unknownField = regexp.MustCompile(`^field (.*) not found in type (\S+)$`)
+	wrongKind    = regexp.MustCompile(`(?s)^cannot unmarshal \S+ .*into (\S+)$`)
+)
+
+// decodeError turns the first error of decoding doc into an Error that
+// names its key. A field type's error (see bad) is located by its
+// position, which both parses agree on. yaml.v3's own errors (an unknown
+// key; a mapping given another kind) carry only a line and a Go type,
+// which places turns into a key.
+func decodeError(doc *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return syntaxError(err)
 	}
-	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
-	if err != nil || v < int64(lo) || v > int64(hi) {
-		return 0, w.errorf(n, key, "%s is out of range %d to %d", n.Value, lo, hi)
+	m := lineMsg.FindStringSubmatch(te.Errors[0])
+	if m == nil {
+		return &Error{Msg: te.Errors[0]}
 	}
-	return int(v), nil
+	line, _ := strconv.Atoi(m[1])
+	if col, err := strconv.Atoi(m[2]); err == nil {
+		_, key := find(doc, func(n *yaml.Node, _ string) bool { return n.Line == line && n.Column == col })
+		return &Error{Line: line, Column: col, Key: key, Msg: m[3]}
+	}
+	if u := unknownField.FindStringSubmatch(m[3]); u != nil {
+		if pl, ok := places[u[2]]; ok {
+			if k, _ := find(doc, func(n *yaml.Node, p string) bool { return n.Kind == yaml.ScalarNode && p == pl.key && n.Value == u[1] }); k != nil {
+				return errAt(k, join(pl.key, u[1]), "unknown key (known: %s)", strings.Join(keysOf(pl.t), ", "))
+			}
+		}
+	}
+	if w := wrongKind.FindStringSubmatch(m[3]); w != nil {
+		if pl, ok := places[w[1]]; ok {
+			if n := at(doc, pl.key); n != nil {
+				return errAt(n, pl.key, "must be a mapping, found %s", kindName(n))
+			}
+		}
+	}
+	return &Error{Line: line, Column: 1, Msg: m[3]}
 }
 
-func (w *walker) enum(n *yaml.Node, key string, values ...string) (string, error) {
-	if err := w.scalar(n, key, "!!str"); err != nil {
-		return "", err
-	}
-	if !slices.Contains(values, n.Value) {
-		return "", w.errorf(n, key, "%q is not one of %s", n.Value, strings.Join(values, ", "))
-	}
-	return n.Value, nil
+// place is where a Go type that yaml.v3 names in its messages sits.
+type place struct {
+	key string
+	t   reflect.Type
 }
 
-func (w *walker) list(n *yaml.Node, key string, max int) error {
-	if n.Kind != yaml.SequenceNode {
-		return w.errorf(n, key, "must be a list, found %s", kindName(n))
+// places holds document and the types of its mapping fields, by the
+// names yaml.v3 gives them.
+var places = func() map[string]place {
+	t := reflect.TypeFor[document]()
+	m := map[string]place{t.String(): {"", t}}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if ft := f.Type; ft.Kind() == reflect.Struct || ft.Kind() == reflect.Map {
+			m[ft.String()] = place{f.Tag.Get("yaml"), ft}
+		} else if ft.Kind() == reflect.Pointer {
+			m[ft.Elem().String()] = place{f.Tag.Get("yaml"), ft.Elem()}
+		}
 	}
-	if len(n.Content) > max {
-		return w.errorf(n, key, "more than %d entries", max)
+	return m
+}()
+
+func keysOf(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		out = append(out, t.Field(i).Tag.Get("yaml"))
 	}
-	return nil
+	return out
 }
 
-func (w *walker) driverList(n *yaml.Node, key string) ([]string, []*yaml.Node, error) {
-	if err := w.list(n, key, 16); err != nil {
-		return nil, nil, err
-	}
-	out := []string{}
-	var nodes []*yaml.Node
-	for i, e := range n.Content {
-		ek := fmt.Sprintf("%s[%d]", key, i)
-		d, err := w.driver(e, ek)
-		if err != nil {
-			return nil, nil, err
-		}
-		if j := slices.Index(out, d); j >= 0 {
-			return nil, nil, w.errorf(e, ek, "%s is listed twice (first at line %d)", d, nodes[j].Line)
-		}
-		out = append(out, d)
-		nodes = append(nodes, e)
-	}
-	return out, nodes, nil
-}
+var kindNames = map[string]string{"!!map": "a mapping", "!!seq": "a list", "!!str": "a string",
+	"!!int": "an integer", "!!float": "a number", "!!bool": "a boolean", "!!null": "null"}
 
-func (w *walker) driver(n *yaml.Node, key string) (string, error) {
-	if err := w.scalar(n, key, "!!str"); err != nil {
-		return "", err
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
 	}
-	if _, ok := drivers.Lookup(n.Value); !ok {
-		return "", w.errorf(n, key, "unknown driver %q (known: %s)", n.Value, strings.Join(drivers.Names(), ", "))
+	if s, ok := kindNames[n.ShortTag()]; ok {
+		return s
 	}
-	return n.Value, nil
-}
-
-var benchmarkKeys = []string{"budget", "chainLengths", "mountDepths", "copyUpSizes", "smallFiles", "statDepths", "readdirSize", "imageFiles", "samples"}
-
-// maxDepth is Docker's overlay2 limit on stacked layers.
-const maxDepth = 128
-
-func (w *walker) benchmark(n *yaml.Node, b *Benchmark) error {
-	ps, err := w.pairs(n, "benchmark", benchmarkKeys)
-	if err != nil {
-		return err
-	}
-	for _, kv := range ps {
-		key, v := "benchmark."+kv[0].Value, kv[1]
-		switch kv[0].Value {
-		case "budget":
-			if err := w.scalar(v, key, "!!str"); err != nil {
-				if v.ShortTag() == "!!int" || v.ShortTag() == "!!float" {
-					return w.errorf(v, key, "must be a duration with a unit, like %ss", v.Value)
-				}
-				return err
-			}
-			d, err := time.ParseDuration(v.Value)
-			if err != nil {
-				return w.errorf(v, key, "%q is not a duration (like 30s or 2m)", v.Value)
-			}
-			if d < time.Second || d > time.Hour {
-				return w.errorf(v, key, "%s is out of range 1s to 1h", v.Value)
-			}
-			b.Budget = d
-		case "copyUpSizes":
-			if err := w.list(v, key, 16); err != nil {
-				return err
-			}
-			for i, e := range v.Content {
-				ek := fmt.Sprintf("%s[%d]", key, i)
-				size, err := w.size(e, ek)
-				if err != nil {
-					return err
-				}
-				if slices.Contains(b.CopyUpSizes, size) {
-					return w.errorf(e, ek, "%s is listed twice", e.Value)
-				}
-				b.CopyUpSizes = append(b.CopyUpSizes, size)
-			}
-		case "smallFiles":
-			if b.SmallFiles, err = w.integer(v, key, 1, 1_000_000); err != nil {
-				return err
-			}
-		case "readdirSize":
-			if b.ReaddirSize, err = w.integer(v, key, 1, 1_000_000); err != nil {
-				return err
-			}
-		case "imageFiles":
-			if b.ImageFiles, err = w.integer(v, key, 1, 1_000_000); err != nil {
-				return err
-			}
-		case "samples":
-			if b.Samples, err = w.integer(v, key, 1, 100); err != nil {
-				return err
-			}
-		case "chainLengths":
-			if b.ChainLengths, err = w.intList(v, key, 1, maxDepth); err != nil {
-				return err
-			}
-		case "mountDepths":
-			if b.MountDepths, err = w.intList(v, key, 1, maxDepth); err != nil {
-				return err
-			}
-		case "statDepths":
-			if b.StatDepths, err = w.intList(v, key, 1, maxDepth); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// intList reads a list of distinct integers in [lo, hi].
-func (w *walker) intList(n *yaml.Node, key string, lo, hi int) ([]int, error) {
-	if err := w.list(n, key, 16); err != nil {
-		return nil, err
-	}
-	out := []int{}
-	for i, e := range n.Content {
-		ek := fmt.Sprintf("%s[%d]", key, i)
-		v, err := w.integer(e, ek, lo, hi)
-		if err != nil {
-			return nil, err
-		}
-		if slices.Contains(out, v) {
-			return nil, w.errorf(e, ek, "%d is listed twice", v)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-var sizeUnits = []struct {
-	suffix string
-	shift  uint
-}{
-	{"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"G", 30}, {"M", 20}, {"K", 10}, {"k", 10}, {"B", 0},
-}
-
-// size reads a byte count: an integer, or a number with a binary unit.
-func (w *walker) size(n *yaml.Node, key string) (int64, error) {
-	if err := w.scalar(n, key, "!!int", "!!str"); err != nil {
-		return 0, w.errorf(n, key, "must be a size like 4KiB or 1MiB, found %s", kindName(n))
-	}
-	s := strings.TrimSpace(n.Value)
-	shift := uint(0)
-	for _, u := range sizeUnits {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, shift = strings.TrimSpace(num), u.shift
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 1 || v > (1<<30)>>shift {
-		if err == nil {
-			return 0, w.errorf(n, key, "%s is out of range 1B to 1GiB", n.Value)
-		}
-		return 0, w.errorf(n, key, "%q is not a size (bytes, or a number with B, KiB, MiB or GiB)", n.Value)
-	}
-	return v << shift, nil
-}
-
-func (w *walker) weights(n *yaml.Node) (map[string]float64, error) {
-	ps, err := w.pairs(n, "weights", Benchmarks)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	positive := false
-	for _, kv := range ps {
-		key, v := "weights."+kv[0].Value, kv[1]
-		if err := w.scalar(v, key, "!!float", "!!int"); err != nil {
-			return nil, err
-		}
-		f, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64)
-		if err != nil || math.IsNaN(f) || f < 0 || f > 1000 {
-			return nil, w.errorf(v, key, "%s is out of range 0 to 1000", v.Value)
-		}
-		out[kv[0].Value] = f
-		positive = positive || f > 0
-	}
-	if len(out) > 0 && !positive {
-		return nil, w.errorf(n, "weights", "every weight is 0: give at least one benchmark a weight")
-	}
-	return out, nil
-}
-
-func (w *walker) storageOpts(n *yaml.Node) (map[string][]string, error) {
-	ps, err := w.pairs(n, "storageOpts", nil)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]string{}
-	for _, kv := range ps {
-		key := "storageOpts." + kv[0].Value
-		d, err := w.driver(kv[0], "storageOpts")
-		if err != nil {
-			return nil, err
-		}
-		v := kv[1]
-		if err := w.list(v, key, 64); err != nil {
-			return nil, err
-		}
-		opts := []string{}
-		for i, e := range v.Content {
-			ek := fmt.Sprintf("%s[%d]", key, i)
-			if err := w.scalar(e, ek, "!!str"); err != nil {
-				return nil, err
-			}
-			k, ok := daemonjson.OptionKey(e.Value)
-			if !ok {
-				return nil, w.errorf(e, ek, "%q is not in key=value form", e.Value)
-			}
-			if !daemonjson.OptionBelongs(d, k) {
-				return nil, w.errorf(e, ek, "%s is not an option of %s: dockerd refuses another driver's options", k, d)
-			}
-			opts = append(opts, e.Value)
-		}
-		out[d] = opts
-	}
-	return out, nil
+	return "a " + strings.TrimPrefix(n.ShortTag(), "!!")
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,7 +73,7 @@ func TestParseValues(t *testing.T) {
 			if tt.name == "sizes in every unit" {
 				// 1G and 1GiB are the same size: listed twice.
 				_, err := Parse(name, []byte(tt.in))
-				want := "parse policy " + name + ": line 2, column 54: benchmark.copyUpSizes[8]: 1GiB is listed twice"
+				want := "parse policy " + name + ": line 2, column 54: benchmark.copyUpSizes[8]: 1GiB is listed twice (first as 1G at line 2)"
 				if err == nil || err.Error() != want {
 					t.Fatalf("got %v\nwant %s", err, want)
 				}
@@ -120,7 +121,7 @@ func TestParseErrors(t *testing.T) {
 		{"size a mapping", "benchmark:\n  copyUpSizes: [{a: 1}]\n", "line 2, column 17: benchmark.copyUpSizes[0]: must be a size like 4KiB or 1MiB, found a mapping"},
 		{"small files out of range", "benchmark:\n  smallFiles: 0\n", "line 2, column 15: benchmark.smallFiles: 0 is out of range 1 to 1000000"},
 		{"mount depth over Docker's cap", "benchmark:\n  mountDepths: [1, 129]\n", "line 2, column 20: benchmark.mountDepths[1]: 129 is out of range 1 to 128"},
-		{"stat depth listed twice", "benchmark:\n  statDepths: [20, 20]\n", "line 2, column 20: benchmark.statDepths[1]: 20 is listed twice"},
+		{"stat depth listed twice", "benchmark:\n  statDepths: [20, 20]\n", "line 2, column 20: benchmark.statDepths[1]: 20 is listed twice (first at line 2)"},
 		{"chain lengths not a list", "benchmark:\n  chainLengths: 8\n", "line 2, column 17: benchmark.chainLengths: must be a list, found an integer"},
 		{"samples out of range", "benchmark:\n  samples: 101\n", "line 2, column 12: benchmark.samples: 101 is out of range 1 to 100"},
 		{"negative weight", "weights: {mount: -1}\n", "line 1, column 18: weights.mount: -1 is out of range 0 to 1000"},
@@ -138,6 +139,18 @@ func TestParseErrors(t *testing.T) {
 		{"flow nesting", "weights: " + strings.Repeat("[", 20) + strings.Repeat("]", 20) + "\n", "line 1, column 18: nesting deeper than 8 levels is refused"},
 		{"block nesting", "a:\n b:\n  c:\n   d:\n    e:\n     f:\n      g:\n       h:\n        i:\n         j: 1\n", "line 9, column 9: nesting deeper than 8 levels is refused"},
 		{"too big", "# " + strings.Repeat("x", MaxSize), "file is over 64 KiB; a policy is a few dozen lines"},
+		{"key without a value", "strategy:\n", "line 1, column 1: strategy: no value: give one or leave the key out"},
+		{"nested key without a value", "storageOpts:\n  vfs: ~\n", "line 2, column 3: storageOpts.vfs: no value: give one or leave the key out"},
+		{"null in a list", "priority: [~]\n", "line 1, column 12: priority[0]: must be a string, found null"},
+		{"first error in document order", "version: 1\nstrategie: x\nstrategy: 1\n", "line 2, column 1: strategie: unknown key (known: version, strategy, priority, exclude, imageStore, benchmark, weights, storageOpts)"},
+		{"merge key", "<<: {strategy: fastest}\n", "line 1, column 1: keys must be strings, found a merge"},
+		{"too many keys", manyKeys(maxKeys + 1), "line 2, column 3: weights: more than 64 keys"},
+		{"flow nesting past yaml.v3's limit", "weights: " + strings.Repeat("[", 10001) + "\n", "line 1, column 1: nesting deeper than 8 levels is refused"},
+		{"top level a multi-line string", "0\n 0\n", "line 1, column 1: must be a mapping, found a string"},
+		{"benchmark not a mapping", "benchmark: 5\n", "line 1, column 12: benchmark: must be a mapping, found an integer"},
+		{"weights not a mapping", "weights: [1]\n", "line 1, column 10: weights: must be a mapping, found a list"},
+		{"storage opts not a mapping", "storageOpts: x\n", "line 1, column 14: storageOpts: must be a mapping, found a string"},
+		{"unknown key in a flow mapping", "benchmark: {samples: 5, samples2: 1}\n", "line 1, column 25: benchmark.samples2: unknown key (known: budget, chainLengths, mountDepths, copyUpSizes, smallFiles, statDepths, readdirSize, imageFiles, samples)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +165,16 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyKeys is a weights mapping of n distinct keys.
+func manyKeys(n int) string {
+	var b strings.Builder
+	b.WriteString("weights:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  w%d: 1\n", i)
+	}
+	return b.String()
 }
 
 func TestOrderAndAllowed(t *testing.T) {
@@ -207,13 +230,13 @@ func TestExampleIsComplete(t *testing.T) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range topKeys {
+	for _, k := range keysOf(reflect.TypeFor[document]()) {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("the example lacks %s", k)
 		}
 	}
 	bench, _ := doc["benchmark"].(map[string]any)
-	for _, k := range benchmarkKeys {
+	for _, k := range keysOf(reflect.TypeFor[benchmarkDoc]()) {
 		if _, ok := bench[k]; !ok {
 			t.Errorf("the example lacks benchmark.%s", k)
 		}

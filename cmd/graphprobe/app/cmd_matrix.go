@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
@@ -235,7 +237,7 @@ func matrixHost(ctx context.Context, h captureRef, dvs []selector.DockerVersion)
 	for _, dv := range dvs {
 		res, err := selector.Run(ctx, selector.Request{
 			Report: r, RootPrefix: dir, ConfigFile: cfgFile, Config: doc, Flags: flags,
-			DockerVersion: dv, DockerVersionSource: "flag", DryRun: true, Bench: selector.BenchOff,
+			DockerVersion: dv, DockerVersionSource: "flag", DryRun: true, Bench: bench.Off,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("matrix %s, Docker %s: %w", h.name, dv, err)
@@ -277,20 +279,36 @@ func loadExpect(path string) (map[string]map[string]string, error) {
 	return out, nil
 }
 
+// saveExpect writes rows in the form loadExpect reads: host -> "release" ->
+// decision, hosts and releases in the rows' order. The releases are quoted
+// so that a reader never takes "20.10" for a number.
 func saveExpect(path string, rows []MatrixRow) error {
-	var b strings.Builder
-	b.WriteString("# Expected storage-driver decisions: host -> Docker release -> the\n")
-	b.WriteString("# storage-driver value, \"refused\" (exit 4) or \"none\" (exit 3).\n")
-	b.WriteString("# Written by graphprobe matrix --write-expect; review every change.\n")
-	last := ""
-	for _, r := range rows {
-		if r.Host != last {
-			fmt.Fprintf(&b, "%s:\n", r.Host)
-			last = r.Host
-		}
-		fmt.Fprintf(&b, "  %q: %s\n", r.DockerVersion, r.Decision)
+	str := func(v string, style yaml.Style) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Style: style}
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	root := &yaml.Node{Kind: yaml.MappingNode, HeadComment: "Expected storage-driver decisions: host -> Docker release -> the\n" +
+		"storage-driver value, \"refused\" (exit 4) or \"none\" (exit 3).\n" +
+		"Written by graphprobe matrix --write-expect; review every change."}
+	hosts := map[string]*yaml.Node{}
+	for _, r := range rows {
+		byVersion := hosts[r.Host]
+		if byVersion == nil {
+			byVersion = &yaml.Node{Kind: yaml.MappingNode}
+			hosts[r.Host] = byVersion
+			root.Content = append(root.Content, str(r.Host, 0), byVersion)
+		}
+		byVersion.Content = append(byVersion.Content, str(r.DockerVersion, yaml.DoubleQuotedStyle), str(r.Decision, 0))
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return fmt.Errorf("write expected decisions %s: %w", path, err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("write expected decisions %s: %w", path, err)
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 func renderMatrix(w io.Writer, s *style, doc matrixDoc) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
 )
@@ -178,7 +179,7 @@ func versionSource(src string) string {
 	return "no dockerd found: the newest release graphprobe knows"
 }
 
-func resultText(db *selector.DriverBenchmark, name string) string {
+func resultText(db *bench.Benchmark, name string) string {
 	for _, r := range db.Results {
 		if r.Name == name {
 			return fmt.Sprintf("%s ±%.0f%%", humanValue(r.Median, r.Unit), r.Spread*100)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/moby/sys/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -168,7 +169,7 @@ func (f *fixture) mount() error {
 
 func (f *fixture) close(mounted bool) {
 	if mounted {
-		_ = unix.Unmount(f.path("merged"), unix.MNT_DETACH)
+		_ = mount.Unmount(f.path("merged"))
 	}
 	os.RemoveAll(f.dir)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -13,6 +12,8 @@ import (
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/internal/nsthread"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/moby/sys/mount"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -271,44 +272,18 @@ func Mounted(dir string) bool {
 	return st.Dev != pst.Dev
 }
 
-// Mount is one entry of the mount table.
-type Mount struct {
-	Mountpoint, FSType string
-}
-
-// Mountinfo reads the mount table of the calling thread's namespace.
-func Mountinfo() ([]Mount, error) {
-	// thread-self is only meaningful if the goroutine stays on its
-	// thread while reading.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	f, err := os.Open("/proc/thread-self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	infos, err := probe.ParseMountinfo(f)
-	if err != nil {
-		return nil, fmt.Errorf("read /proc/thread-self/mountinfo: %w", err)
-	}
-	mounts := make([]Mount, len(infos))
-	for i, m := range infos {
-		mounts[i] = Mount{Mountpoint: m.Mountpoint, FSType: m.FSType}
-	}
-	return mounts, nil
-}
-
 // MountsUnder lists the mount points below dir (not dir itself) in the
 // calling thread's mount namespace, deepest first.
 func MountsUnder(dir string) ([]string, error) {
-	mounts, err := Mountinfo()
+	dir = filepath.Clean(dir)
+	// mountinfo reads /proc/thread-self, the calling thread's namespace.
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read mount table: %w", err)
 	}
-	prefix := strings.TrimSuffix(dir, "/") + "/"
 	var out []string
 	for _, m := range mounts {
-		if strings.HasPrefix(m.Mountpoint, prefix) {
+		if m.Mountpoint != dir {
 			out = append(out, m.Mountpoint)
 		}
 	}
@@ -324,9 +299,20 @@ func UnmountUnder(dir string) error {
 	}
 	var errs []error
 	for _, m := range mounts {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, &probe.MountError{Op: "unmount", Target: m, Err: err})
+		// mount.Unmount detaches, and a mount already gone (EINVAL) is
+		// no error. Its error names the call; the MountError every
+		// driver returns keeps the cause.
+		if err := mount.Unmount(m); err != nil {
+			errs = append(errs, &probe.MountError{Op: "unmount", Target: m, Err: cause(err)})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cause is the errno inside an error of moby/sys/mount.
+func cause(err error) error {
+	if c := errors.Unwrap(err); c != nil {
+		return c
+	}
+	return err
 }

@@ -1,8 +1,7 @@
-package selector
+package bench
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -11,72 +10,19 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"golang.org/x/sys/unix"
 )
 
-// Bench modes.
-const (
-	BenchQuick = "quick"
-	BenchFull  = "full"
-	BenchOff   = "off"
-)
-
-// BenchSizes are the sizes the suite uses; the policy may change them.
-type BenchSizes struct {
-	ChainLengths []int   // layers created in a chain on the image
-	MountDepths  []int   // layers under a new container's first start
-	CopyUpSizes  []int64 // first-write copy-up
-	SmallFiles   int     // creates and deletes
-	StatDepths   []int   // stat/open through layers
-	ReaddirSize  int     // entries merged across layers
-	ImageFiles   int     // files of the image every layer test builds on
-	Samples      int     // measured samples per item (after one warm-up)
-}
-
-// DefaultSizes are the suite's sizes for a mode. Full is the whole suite;
-// quick keeps every kind of measurement at sizes that fit in about a second
-// per driver on a disk where creating and removing a file costs a
-// millisecond (the deep mount, the 64 MiB copy-up and the large file counts
-// are full-only). Both build the layer items on an image of ImageFiles
-// files; quick's 200 keep a boot's run as cheap as before, and vfs, which
-// copies the image into every layer, still pays for it there.
-func DefaultSizes(mode string) BenchSizes {
-	if mode == BenchFull {
-		return BenchSizes{
-			ChainLengths: []int{1, 8, 32},
-			MountDepths:  []int{1, 20, 128},
-			CopyUpSizes:  []int64{4 << 10, 1 << 20, 64 << 20},
-			SmallFiles:   10000,
-			StatDepths:   []int{1, 20},
-			ReaddirSize:  1000,
-			ImageFiles:   1000,
-			Samples:      5,
-		}
-	}
-	return BenchSizes{
-		ChainLengths: []int{1, 8},
-		MountDepths:  []int{1, 20},
-		CopyUpSizes:  []int64{4 << 10, 1 << 20},
-		SmallFiles:   200,
-		StatDepths:   []int{1, 20},
-		ReaddirSize:  200,
-		ImageFiles:   200,
-		Samples:      2,
-	}
-}
-
-// benchItem is one measurement of the suite, run for every driver in turn.
-type benchItem struct {
+// item is one measurement of the suite, run for every driver in turn.
+type item struct {
 	name string
 	unit string
-	// weightKey groups items for the fastest strategy's weights
-	// ("create", "mount", "copyup", "smallfiles", "stat", "readdir",
-	// "inodes", "bytes").
-	weightKey string
+	// group is the item's entry of Groups, which Group must give for
+	// its name.
+	group string
 	// samples overrides the mode's sample count (1 for costly items).
 	samples int
 	// companion names a second result each run records in
@@ -90,14 +36,14 @@ type benchItem struct {
 	// for a driver and hold at once: each needs what a layer on the image
 	// costs the driver, which imageSetup measures (a full copy for vfs, a
 	// few inodes for overlay2). Nil: none.
-	imageLayers func(b *benchDriver) int
-	setup       func(b *benchDriver) error
-	run         func(b *benchDriver) (float64, error)
-	teardown    func(b *benchDriver)
+	imageLayers func(b *driver) int
+	setup       func(b *driver) error
+	run         func(b *driver) (float64, error)
+	teardown    func(b *driver)
 }
 
-// benchDriver is one driver's state during a benchmark run.
-type benchDriver struct {
+// driver is one driver's state during a benchmark run.
+type driver struct {
 	name string
 	d    drivers.Driver
 	home string
@@ -111,14 +57,14 @@ type benchDriver struct {
 	start                   time.Time
 }
 
-func (b *benchDriver) id(prefix string) string {
+func (b *driver) id(prefix string) string {
 	b.next++
 	return fmt.Sprintf("%s%06d", prefix, b.next)
 }
 
 // chain creates n empty layers on top of parent and returns their ids,
 // bottom first. Each layer gets one small file so that the stack is real.
-func (b *benchDriver) chain(parent string, n int, withFile bool) ([]string, error) {
+func (b *driver) chain(parent string, n int, withFile bool) ([]string, error) {
 	var ids []string
 	for i := 0; i < n; i++ {
 		id := b.id("l")
@@ -137,14 +83,14 @@ func (b *benchDriver) chain(parent string, n int, withFile bool) ([]string, erro
 }
 
 // apply applies a layer tar and closes it.
-func (b *benchDriver) apply(id, parent string, r io.ReadCloser) error {
+func (b *driver) apply(id, parent string, r io.ReadCloser) error {
 	_, err := b.d.ApplyDiff(id, parent, r)
 	r.Close()
 	return err
 }
 
 // removeChain removes layers top first.
-func (b *benchDriver) removeChain(ids []string) {
+func (b *driver) removeChain(ids []string) {
 	for i := len(ids) - 1; i >= 0; i-- {
 		_ = b.d.Remove(ids[i])
 	}
@@ -224,19 +170,19 @@ func imageInodes(files int) uint64 { return uint64(files) + 2*uint64(max(files/1
 // create and mount together (start), and a copy-up is timed from the
 // container layer's create to the end of the first write (copyup): a
 // driver cannot look fast by doing its work in an untimed step.
-func suite(sz BenchSizes) []*benchItem {
-	var items []*benchItem
+func suite(sz Sizes) []*item {
+	var items []*item
 	imgInodes := imageInodes(sz.ImageFiles)
 	imgBytes := uint64(sz.ImageFiles) * 4096
 	// The image itself, for the first item that makes it.
 	needInodes, needBytes := imgInodes, imgBytes
 	for _, n := range sz.ChainLengths {
 		n := n
-		items = append(items, &benchItem{
-			name: fmt.Sprintf("create/layers=%d/image=%d", n, sz.ImageFiles), unit: "ns/layer", weightKey: "create",
-			needInodes: needInodes, needBytes: needBytes, imageLayers: func(*benchDriver) int { return n },
+		items = append(items, &item{
+			name: fmt.Sprintf("create/layers=%d/image=%d", n, sz.ImageFiles), unit: "ns/layer", group: "create",
+			needInodes: needInodes, needBytes: needBytes, imageLayers: func(*driver) int { return n },
 			setup: imageSetup(sz.ImageFiles),
-			run: func(b *benchDriver) (float64, error) {
+			run: func(b *driver) (float64, error) {
 				start := time.Now()
 				ids, err := b.chain(b.image(), n, false)
 				el := time.Since(start)
@@ -255,25 +201,25 @@ func suite(sz BenchSizes) []*benchItem {
 	for _, depth := range slices.Compact(depths) {
 		// The stack's depth-1 layers and a container's, unless the
 		// stack is there already.
-		layers := func(b *benchDriver) int {
+		layers := func(b *driver) int {
 			if _, ok := b.scratch[fmt.Sprintf("stack-%d", depth)]; ok {
 				return 1
 			}
 			return depth
 		}
-		setup := func(b *benchDriver) error {
+		setup := func(b *driver) error {
 			if err := imageSetup(sz.ImageFiles)(b); err != nil {
 				return err
 			}
 			_, err := b.stack(depth)
 			return err
 		}
-		var group []*benchItem
+		var group []*item
 		if slices.Contains(sz.MountDepths, depth) {
-			group = append(group, &benchItem{
-				name: fmt.Sprintf("start/depth=%d/image=%d", depth, sz.ImageFiles), unit: "ns/op", weightKey: "mount",
+			group = append(group, &item{
+				name: fmt.Sprintf("start/depth=%d/image=%d", depth, sz.ImageFiles), unit: "ns/op", group: "mount",
 				needInodes: needInodes, needBytes: needBytes, imageLayers: layers, setup: setup,
-				run: func(b *benchDriver) (float64, error) {
+				run: func(b *driver) (float64, error) {
 					top, err := b.stack(depth)
 					if err != nil {
 						return 0, err
@@ -283,19 +229,19 @@ func suite(sz BenchSizes) []*benchItem {
 			})
 		}
 		if slices.Contains(sz.StatDepths, depth) {
-			group = append(group, &benchItem{
-				name: fmt.Sprintf("stat/depth=%d", depth), unit: "ns/op", weightKey: "stat",
+			group = append(group, &item{
+				name: fmt.Sprintf("stat/depth=%d", depth), unit: "ns/op", group: "stat",
 				needInodes: needInodes, needBytes: needBytes, imageLayers: layers, setup: setup,
-				run: func(b *benchDriver) (float64, error) {
+				run: func(b *driver) (float64, error) {
 					return throughTop(b, depth, func(path string) error {
 						var st unix.Stat_t
 						return unix.Stat(path, &st)
 					})
 				},
-			}, &benchItem{
-				name: fmt.Sprintf("open/depth=%d", depth), unit: "ns/op", weightKey: "stat",
+			}, &item{
+				name: fmt.Sprintf("open/depth=%d", depth), unit: "ns/op", group: "stat",
 				setup: setup,
-				run: func(b *benchDriver) (float64, error) {
+				run: func(b *driver) (float64, error) {
 					return throughTop(b, depth, func(path string) error {
 						fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 						if err == nil {
@@ -306,7 +252,7 @@ func suite(sz BenchSizes) []*benchItem {
 				},
 			})
 		}
-		group[len(group)-1].teardown = func(b *benchDriver) { b.removeStack(depth) }
+		group[len(group)-1].teardown = func(b *driver) { b.removeStack(depth) }
 		items = append(items, group...)
 	}
 	for _, size := range sz.CopyUpSizes {
@@ -316,11 +262,11 @@ func suite(sz BenchSizes) []*benchItem {
 		if size >= 16<<20 {
 			samples = 1
 		}
-		first := &benchItem{
-			name: "copyup/size=" + humanSize(size), unit: "ns/op", weightKey: "copyup", samples: samples,
+		first := &item{
+			name: "copyup/size=" + humanSize(size), unit: "ns/op", group: "copyup", samples: samples,
 			companion: "write-after-copyup/size=" + humanSize(size), companionUnit: "ns/op",
 			needBytes: uint64(size) * 3,
-			setup: func(b *benchDriver) error {
+			setup: func(b *driver) error {
 				base := b.id("base")
 				if err := b.d.Create(base, ""); err != nil {
 					return err
@@ -333,7 +279,7 @@ func suite(sz BenchSizes) []*benchItem {
 				defer b.d.Put(base)
 				return writeFile(filepath.Join(root, "file"), size)
 			},
-			run: func(b *benchDriver) (float64, error) {
+			run: func(b *driver) (float64, error) {
 				base := asIDs(b.scratch[key])[0]
 				child := b.id("c")
 				// From the container layer's create to the end of the
@@ -367,19 +313,19 @@ func suite(sz BenchSizes) []*benchItem {
 				b.scratch["write-after-copyup/size="+humanSize(size)] = float64(time.Since(start).Nanoseconds())
 				return firstNs, nil
 			},
-			teardown: func(b *benchDriver) { b.removeChain(asIDs(b.scratch[key])) },
+			teardown: func(b *driver) { b.removeChain(asIDs(b.scratch[key])) },
 		}
 		items = append(items, first)
 	}
-	items = append(items, &benchItem{
-		name: fmt.Sprintf("smallfiles/n=%d", sz.SmallFiles), unit: "ns/file", weightKey: "smallfiles",
+	items = append(items, &item{
+		name: fmt.Sprintf("smallfiles/n=%d", sz.SmallFiles), unit: "ns/file", group: "smallfiles",
 		needInodes: uint64(sz.SmallFiles) * 2, needBytes: uint64(sz.SmallFiles) * 4096,
-		setup: func(b *benchDriver) error {
+		setup: func(b *driver) error {
 			ids, err := b.chain("", 2, true)
 			b.scratch["smallfiles"] = ids
 			return err
 		},
-		run: func(b *benchDriver) (float64, error) {
+		run: func(b *driver) (float64, error) {
 			ids := asIDs(b.scratch["smallfiles"])
 			top := ids[len(ids)-1]
 			root, err := b.d.Get(top)
@@ -408,12 +354,12 @@ func suite(sz BenchSizes) []*benchItem {
 			}
 			return float64(time.Since(start).Nanoseconds()) / float64(sz.SmallFiles), nil
 		},
-		teardown: func(b *benchDriver) { b.removeChain(asIDs(b.scratch["smallfiles"])) },
+		teardown: func(b *driver) { b.removeChain(asIDs(b.scratch["smallfiles"])) },
 	})
-	items = append(items, &benchItem{
-		name: fmt.Sprintf("readdir/entries=%d", sz.ReaddirSize), unit: "ns/op", weightKey: "readdir",
+	items = append(items, &item{
+		name: fmt.Sprintf("readdir/entries=%d", sz.ReaddirSize), unit: "ns/op", group: "readdir",
 		needInodes: uint64(sz.ReaddirSize) * 2,
-		setup: func(b *benchDriver) error {
+		setup: func(b *driver) error {
 			const layers = 10
 			parent := ""
 			var ids []string
@@ -436,7 +382,7 @@ func suite(sz BenchSizes) []*benchItem {
 			b.scratch["readdir"] = ids
 			return nil
 		},
-		run: func(b *benchDriver) (float64, error) {
+		run: func(b *driver) (float64, error) {
 			ids := asIDs(b.scratch["readdir"])
 			top := ids[len(ids)-1]
 			root, err := b.d.Get(top)
@@ -452,25 +398,25 @@ func suite(sz BenchSizes) []*benchItem {
 				return err
 			})
 		},
-		teardown: func(b *benchDriver) { b.removeChain(asIDs(b.scratch["readdir"])) },
+		teardown: func(b *driver) { b.removeChain(asIDs(b.scratch["readdir"])) },
 	})
 	// Inodes and bytes one layer costs on top of an image: a container
 	// layer (Create) and an image layer (ApplyDiff of a one-file diff).
 	for _, kind := range []string{"container", "image"} {
 		kind := kind
-		items = append(items, &benchItem{
-			name: fmt.Sprintf("inodes/%s-layer/image=%d", kind, sz.ImageFiles), unit: "inodes/layer", weightKey: "inodes", samples: 1,
-			needInodes: needInodes, needBytes: needBytes, imageLayers: func(*benchDriver) int { return 1 },
+		items = append(items, &item{
+			name: fmt.Sprintf("inodes/%s-layer/image=%d", kind, sz.ImageFiles), unit: "inodes/layer", group: "inodes", samples: 1,
+			needInodes: needInodes, needBytes: needBytes, imageLayers: func(*driver) int { return 1 },
 			setup: imageSetup(sz.ImageFiles),
-			run: func(b *benchDriver) (float64, error) {
+			run: func(b *driver) (float64, error) {
 				in, by, err := layerCost(b, kind)
 				b.scratch["bytes-"+kind] = by
 				return in, err
 			},
-			teardown: func(b *benchDriver) {},
-		}, &benchItem{
-			name: fmt.Sprintf("bytes/%s-layer/image=%d", kind, sz.ImageFiles), unit: "B/layer", weightKey: "bytes", samples: 1,
-			run: func(b *benchDriver) (float64, error) {
+			teardown: func(b *driver) {},
+		}, &item{
+			name: fmt.Sprintf("bytes/%s-layer/image=%d", kind, sz.ImageFiles), unit: "B/layer", group: "bytes", samples: 1,
+			run: func(b *driver) (float64, error) {
 				v, ok := b.scratch["bytes-"+kind].(float64)
 				if !ok {
 					// The inodes item that measures both was skipped.
@@ -478,7 +424,7 @@ func suite(sz BenchSizes) []*benchItem {
 				}
 				return v, nil
 			},
-			teardown: func(b *benchDriver) {
+			teardown: func(b *driver) {
 				if kind == "image" {
 					b.removeChain(asIDs(b.scratch["image"]))
 					delete(b.scratch, "image")
@@ -490,7 +436,7 @@ func suite(sz BenchSizes) []*benchItem {
 }
 
 // image is the id of the image layer that imageSetup made.
-func (b *benchDriver) image() string { return asIDs(b.scratch["image"])[0] }
+func (b *driver) image() string { return asIDs(b.scratch["image"])[0] }
 
 // imageFile is a file of imageTar's, in the image's bottom layer.
 const imageFile = "usr/share/d000/f0"
@@ -498,7 +444,7 @@ const imageFile = "usr/share/d000/f0"
 // stack returns the top of an image of depth layers: the image and depth-1
 // one-file layers on it, made on first use. The start, stat and open items
 // of a depth share it.
-func (b *benchDriver) stack(depth int) (string, error) {
+func (b *driver) stack(depth int) (string, error) {
 	key := fmt.Sprintf("stack-%d", depth)
 	ids, ok := b.scratch[key].([]string)
 	if !ok {
@@ -515,7 +461,7 @@ func (b *benchDriver) stack(depth int) (string, error) {
 	return ids[len(ids)-1], nil
 }
 
-func (b *benchDriver) removeStack(depth int) {
+func (b *driver) removeStack(depth int) {
 	key := fmt.Sprintf("stack-%d", depth)
 	b.removeChain(asIDs(b.scratch[key]))
 	delete(b.scratch, key)
@@ -523,8 +469,8 @@ func (b *benchDriver) removeStack(depth int) {
 
 // imageSetup makes the image the layer tests build on, once per driver; the
 // last item of the suite removes it.
-func imageSetup(files int) func(b *benchDriver) error {
-	return func(b *benchDriver) error {
+func imageSetup(files int) func(b *driver) error {
+	return func(b *driver) error {
 		if _, ok := b.scratch["image"]; ok {
 			return nil
 		}
@@ -543,7 +489,7 @@ func imageSetup(files int) func(b *benchDriver) error {
 }
 
 // layerCost measures the inodes and bytes a new layer on the image costs.
-func layerCost(b *benchDriver, kind string) (float64, float64, error) {
+func layerCost(b *driver, kind string) (float64, float64, error) {
 	base := b.image()
 	// Only the scratch filesystem's counts are read, so only it is
 	// flushed: a global sync would wait for every other filesystem's
@@ -589,7 +535,7 @@ func usage(dir string) (inodes, bytes uint64, err error) {
 // containerStart times a new container's first start on the image whose
 // top layer is top: its layer is created and mounted. Unmount and removal
 // are not timed.
-func containerStart(b *benchDriver, top string) (float64, error) {
+func containerStart(b *driver, top string) (float64, error) {
 	const ops = 2
 	var total time.Duration
 	for i := 0; i < ops; i++ {
@@ -615,7 +561,7 @@ func containerStart(b *benchDriver, top string) (float64, error) {
 
 // throughTop times fn on a file of the image's bottom layer, looked up
 // through the top of the image of depth layers.
-func throughTop(b *benchDriver, depth int, fn func(path string) error) (float64, error) {
+func throughTop(b *driver, depth int, fn func(path string) error) (float64, error) {
 	top, err := b.stack(depth)
 	if err != nil {
 		return 0, err
@@ -660,42 +606,6 @@ func writeFile(path string, size int64) error {
 	return f.Close()
 }
 
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
-}
-
-// summarize turns samples into a result.
-func summarize(name, unit string, samples []float64) BenchResult {
-	s := append([]float64(nil), samples...)
-	sort.Float64s(s)
-	r := BenchResult{Name: name, Unit: unit, Samples: len(s)}
-	if len(s) == 0 {
-		return r
-	}
-	r.Min, r.Max = s[0], s[len(s)-1]
-	if len(s)%2 == 1 {
-		r.Median = s[len(s)/2]
-	} else {
-		r.Median = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	if r.Median != 0 && len(s) > 1 {
-		r.Spread = (r.Max - r.Min) / math.Abs(r.Median)
-	}
-	return r
-}
-
-// errNoSample is a run that had nothing to measure: no sample, no failure.
-var errNoSample = errors.New("nothing measured")
-
-// ErrNoSpace stops a benchmark on a filesystem too small for it.
-var ErrNoSpace = errors.New("not enough free space for the benchmark")
-
 // freeSpace is the free bytes and inodes of the filesystem holding dir. A
 // filesystem that allocates inodes as it goes (btrfs) reports 0 total and
 // 0 free: it has no inode limit, and freeSpace says so with the largest
@@ -710,15 +620,4 @@ func freeSpace(dir string) (bytes, inodes uint64, err error) {
 		inodes = math.MaxUint64
 	}
 	return st.Bavail * uint64(st.Bsize), inodes, nil
-}
-
-// benchLine formats a result as a Go benchmark line that benchstat reads.
-func benchLine(driver string, r BenchResult, v float64) string {
-	name := "Benchmark" + strings.ToUpper(r.Name[:1]) + r.Name[1:]
-	parts := strings.SplitN(name, "/", 2)
-	name = parts[0] + "/driver=" + driver
-	if len(parts) > 1 {
-		name += "/" + parts[1]
-	}
-	return fmt.Sprintf("%s 1 %.0f %s", name, v, r.Unit)
 }
