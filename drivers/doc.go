@@ -10,6 +10,6 @@
 // dockerd will run, and so that a driver can open a home dockerd wrote.
 //
 // Drivers make real syscalls (mount, ioctl). The caller decides the mount
-// namespace: graphprobe runs them on a probe.MountNS thread so that a killed
+// namespace: graphprobe runs them on a hostsys.MountNS thread so that a killed
 // run leaks no mount.
 package drivers

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // CaptureOptions say what to capture.
@@ -147,7 +149,7 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 			}
 		}
 	}
-	if data, err := readMountinfo(); err == nil {
+	if data, err := hostsys.ReadMountinfo(); err == nil {
 		if err := put("proc/self/mountinfo", data, 0o644); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 func (p *prober) readDataRoot() {
@@ -23,16 +25,15 @@ func (p *prober) readDataRoot() {
 		dr.MountPoint = m.Mountpoint
 		dr.MountSource = m.Source
 		dr.MountOptions = m.VFSOptions
-		dr.Filesystem = mountTypeName(m.FSType)
+		dr.Filesystem = hostsys.MountTypeName(m.FSType)
 	}
 	if p.h.Live() {
-		name, magic, total, free, err := Statfs(probed)
-		if err != nil {
+		if fs, err := hostsys.Statfs(probed); err != nil {
 			p.warn("%v", err)
 		} else {
-			dr.Filesystem = name
-			dr.Magic = fmt.Sprintf("0x%X", magic)
-			dr.InodesTotal, dr.InodesFree = total, free
+			dr.Filesystem = fs.Name
+			dr.Magic = fmt.Sprintf("0x%X", fs.Magic)
+			dr.InodesTotal, dr.InodesFree = fs.Inodes, fs.InodesFree
 		}
 	} else if c := p.capture; c != nil {
 		if c.DataRoot.Filesystem != "" {

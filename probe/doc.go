@@ -22,6 +22,8 @@
 // /boot and /lib/modules around them are thin, so that every parser is tested
 // on real captured files and fuzzed.
 //
-// This package imports no other package of graphprobe but the leaf package
-// version, whose Kernel it parses the release into.
+// Its system calls (mount namespaces, scratch dirs, statfs, d_type, the safe
+// reader of a captured tree) live in internal/hostsys, which drivers share;
+// besides hostsys and the leaf package version, whose Kernel it parses the
+// release into, this package imports no other package of graphprobe.
 package probe

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/version"
 )
@@ -30,7 +31,7 @@ func TestFactRowsLive(t *testing.T) {
 	}
 	env := p.liveEnv()
 	disk := testutil.NewFS(t, testutil.Ext4, 0)
-	ns, err := NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,24 +6,15 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-)
 
-// DTypeHint is the remedy for a filesystem without d_type.
-func DTypeHint(fs string) string {
-	switch fs {
-	case "xfs":
-		return "reformat the filesystem with ftype=1 (mkfs.xfs -n ftype=1), or put the data-root on another filesystem"
-	case "extfs":
-		return "enable it on the unmounted filesystem with tune2fs -O filetype followed by e2fsck -fD, or reformat it"
-	}
-	return "put the data-root on a filesystem with d_type support (ext4, xfs with ftype=1, btrfs)"
-}
+	"github.com/graphprobe/graphprobe/internal/hostsys"
+)
 
 func (p *prober) dTypeFact(*factRow) (f Fact) {
 	dr := p.r.DataRoot
 	defer func() {
 		if f.No() || f.Supported == nil {
-			f.Hint = DTypeHint(dr.Filesystem)
+			f.Hint = hostsys.DTypeHint(dr.Filesystem)
 		}
 	}()
 	if dr.DType != nil {
@@ -231,12 +222,12 @@ func (p *prober) dataRootProbePath(dr string) (string, bool, error) {
 				if target, err := p.h.statFollow(cur); err != nil {
 					return "", false, fmt.Errorf("data-root %s: %s is a dangling symlink, not a directory (%v)", dr, cur, errors.Unwrap(err))
 				} else if !target.IsDir() {
-					return "", false, fmt.Errorf("data-root %s: %s is a symlink to %s, not a directory", dr, cur, FileKind(target.Mode()))
+					return "", false, fmt.Errorf("data-root %s: %s is a symlink to %s, not a directory", dr, cur, hostsys.FileKind(target.Mode()))
 				}
 				return cur, cur == dr, nil
 			}
 			if !st.IsDir() {
-				return "", false, fmt.Errorf("data-root %s: %s is %s, not a directory", dr, cur, FileKind(st.Mode()))
+				return "", false, fmt.Errorf("data-root %s: %s is %s, not a directory", dr, cur, hostsys.FileKind(st.Mode()))
 			}
 			return cur, cur == dr, nil
 		}
@@ -245,26 +236,4 @@ func (p *prober) dataRootProbePath(dr string) (string, bool, error) {
 		}
 		cur = path.Dir(cur)
 	}
-}
-
-// FileKind names what a non-regular file is, with its article ("a FIFO",
-// "a directory"), for messages that refuse it.
-func FileKind(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSymlink != 0:
-		return "a symlink"
-	}
-	return "an irregular file"
 }

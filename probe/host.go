@@ -2,14 +2,14 @@ package probe
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // maxHostFile bounds what we read of any one host file: a kernel config is a
@@ -20,11 +20,11 @@ const maxHostFile = 8 << 20
 // Host reads the files of a host: the live one (prefix "/") or a captured
 // fixture tree. Paths are always given as on the host ("/proc/filesystems").
 type Host struct {
-	prefix string
+	root hostsys.Root
 }
 
 // LiveHost reads the running system.
-func LiveHost() *Host { return &Host{prefix: "/"} }
+func LiveHost() *Host { return &Host{root: hostsys.NewRoot("/")} }
 
 // FixtureHost reads a captured host tree rooted at dir.
 func FixtureHost(dir string) (*Host, error) {
@@ -39,29 +39,24 @@ func FixtureHost(dir string) (*Host, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("open fixture host %s: not a directory", dir)
 	}
-	return &Host{prefix: abs}, nil
+	return &Host{root: hostsys.NewRoot(abs)}, nil
 }
 
 // Live reports whether this is the running system.
-func (h *Host) Live() bool { return h.prefix == "/" }
+func (h *Host) Live() bool { return h.root.Live() }
 
 // Prefix is the directory standing for "/" ("/" when live).
-func (h *Host) Prefix() string { return h.prefix }
+func (h *Host) Prefix() string { return h.root.Dir() }
 
 // Path maps a host path into the tree. Fixture paths are confined to the
 // tree lexically here; ReadFile also refuses symlinks that leave it.
-func (h *Host) Path(p string) string {
-	if h.Live() {
-		return path.Clean("/" + p)
-	}
-	return filepath.Join(h.prefix, path.Clean("/"+p))
-}
+func (h *Host) Path(p string) string { return h.root.Path(p) }
 
 // ReadFile reads a host file of at most maxHostFile bytes. It refuses
 // anything but a regular file (a FIFO would block, a device would never end)
 // and, on a fixture, any path that resolves outside the tree.
 func (h *Host) ReadFile(p string) ([]byte, error) {
-	f, err := h.open(p)
+	f, err := h.root.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -101,20 +96,16 @@ func (h *Host) Exists(p string) bool {
 
 // Lstat is os.Lstat on the mapped path, confined to the tree.
 func (h *Host) Lstat(p string) (fs.FileInfo, error) {
-	if !h.Live() {
-		if err := h.confined(p); err != nil {
-			return nil, err
-		}
+	if err := h.root.Confined(p); err != nil {
+		return nil, err
 	}
 	return os.Lstat(h.Path(p))
 }
 
 // ReadDir lists a directory, confined to the tree.
 func (h *Host) ReadDir(p string) ([]fs.DirEntry, error) {
-	if !h.Live() {
-		if err := h.confined(p); err != nil {
-			return nil, err
-		}
+	if err := h.root.Confined(p); err != nil {
+		return nil, err
 	}
 	return os.ReadDir(h.Path(p))
 }
@@ -146,31 +137,10 @@ func (h *Host) statFollow(p string) (fs.FileInfo, error) {
 	if h.Live() {
 		return os.Stat(p)
 	}
-	f, err := h.open(p)
+	f, err := h.root.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return f.Stat()
-}
-
-// confined refuses a fixture path whose directories resolve outside the
-// tree through a symlink.
-func (h *Host) confined(p string) error {
-	dir := filepath.Dir(h.Path(p))
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // nothing there to escape through
-		}
-		return err
-	}
-	root, err := filepath.EvalSymlinks(h.prefix)
-	if err != nil {
-		return err
-	}
-	if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
-		return fmt.Errorf("%s: resolves outside the fixture host", p)
-	}
-	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 func unameRelease() (string, error) {
@@ -93,18 +95,18 @@ func (p *prober) runLiveTests() *liveResults {
 		p.dTypeReadOnly(probed, "not root")
 		return lr
 	}
-	if removed, err := RemoveStaleScratch(probed, "probe"); err != nil {
+	if removed, err := hostsys.RemoveStaleScratch(probed, "probe"); err != nil {
 		p.warn("%v", err)
 	} else {
 		for _, r := range removed {
 			p.warn("removed stale scratch dir %s left by an earlier run", r)
 		}
 	}
-	scratch, scratchErr := MakeScratch(probed, "probe")
+	scratch, scratchErr := hostsys.MakeScratch(probed, "probe")
 	if scratchErr == nil {
 		// Runs after ns.Close (defers run last-in first-out).
 		defer os.RemoveAll(scratch)
-		ok, err := SupportsDType(scratch)
+		ok, err := hostsys.SupportsDType(scratch)
 		if err != nil {
 			p.warn("%v", err)
 		} else {
@@ -124,7 +126,7 @@ func (p *prober) runLiveTests() *liveResults {
 		lr.skip = "overlay is not loaded, and the probe never loads a module (rerun with --load-modules to test it)"
 		return lr
 	}
-	ns, err := NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		lr.skip = fmt.Sprintf("cannot make a private mount namespace: %v", err)
 		return lr
@@ -136,12 +138,12 @@ func (p *prober) runLiveTests() *liveResults {
 	// temporary directory when the data-root is not writable.
 	tmpParent := scratch
 	if scratchErr != nil {
-		if removed, err := RemoveStaleScratch(os.TempDir(), "probe"); err == nil {
+		if removed, err := hostsys.RemoveStaleScratch(os.TempDir(), "probe"); err == nil {
 			for _, r := range removed {
 				p.warn("removed stale scratch dir %s left by an earlier run", r)
 			}
 		}
-		if tmpParent, err = MakeScratch(os.TempDir(), "probe"); err != nil {
+		if tmpParent, err = hostsys.MakeScratch(os.TempDir(), "probe"); err != nil {
 			lr.skip = fmt.Sprintf("no writable scratch dir: %v", err)
 			return lr
 		}
@@ -208,7 +210,7 @@ func privateTmpfs(parent string) (string, error) {
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=16m,mode=0700"); err != nil {
 		os.Remove(dir)
-		return "", &MountError{Op: "mount", Source: "tmpfs", Target: dir, FSType: "tmpfs", Err: err}
+		return "", &hostsys.MountError{Op: "mount", Source: "tmpfs", Target: dir, FSType: "tmpfs", Err: err}
 	}
 	return dir, nil
 }
@@ -216,30 +218,9 @@ func privateTmpfs(parent string) (string, error) {
 // dTypeReadOnly decides d_type from the entries already in dir, without
 // writing: an entry of known type proves d_type; all unknown disproves it.
 func (p *prober) dTypeReadOnly(dir, why string) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	known, unknown, err := hostsys.CountDTypes(dir)
 	if err != nil {
 		return
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 8<<10)
-	n, err := unix.Getdents(fd, buf)
-	if err != nil || n <= 0 {
-		return
-	}
-	known, unknown := 0, 0
-	for off := 0; off < n; {
-		reclen, typ, name := parseDirent(buf[off:n])
-		if reclen == 0 {
-			break
-		}
-		if name != "." && name != ".." {
-			if typ == unix.DT_UNKNOWN {
-				unknown++
-			} else {
-				known++
-			}
-		}
-		off += reclen
 	}
 	switch {
 	case known > 0:
@@ -279,7 +260,7 @@ func testOverlay(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := f.mount(env.indexOff()...); err != nil {
+	if err := f.Mount(env.indexOff()...); err != nil {
 		return classifyMount(err)
 	}
 	f.unmount()
@@ -292,7 +273,7 @@ func testMultiLowerdir(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := f.mount(env.indexOff()...); err != nil {
+	if err := f.Mount(env.indexOff()...); err != nil {
 		return classifyMount(err)
 	}
 	f.unmount()
@@ -308,7 +289,7 @@ func testNativeDiff(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	l2, l1 := f.lowers[0], f.lowers[1]
+	l2, l1 := f.Lowers[0], f.Lowers[1]
 	for _, d := range []string{filepath.Join(l1, "d"), filepath.Join(l1, "d1"), filepath.Join(l2, "d")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return err
@@ -317,18 +298,18 @@ func testNativeDiff(scratch string, env *liveEnv) error {
 	if err := unix.Lsetxattr(filepath.Join(l2, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 		return fmt.Errorf("set opaque xattr on %s: %w", filepath.Join(l2, "d"), err)
 	}
-	if err := f.mount(env.indexOff()...); err != nil {
+	if err := f.Mount(env.indexOff()...); err != nil {
 		return classifyMount(err)
 	}
 	defer f.unmount()
-	if err := os.WriteFile(filepath.Join(f.merged, "d", "f"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.Merged, "d", "f"), nil, 0o644); err != nil {
 		return fmt.Errorf("copy up through overlay: %w", err)
 	}
 	buf := make([]byte, 16)
-	if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+	if n, err := unix.Lgetxattr(filepath.Join(f.Upper, "d"), "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
 		return notSupported("the opaque xattr was copied up")
 	}
-	if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+	if err := os.Rename(filepath.Join(f.Merged, "d1"), filepath.Join(f.Merged, "d2")); err != nil {
 		if errors.Is(err, unix.EXDEV) {
 			// redirect_dir off: directories cannot be renamed in
 			// place, so diffs stay plain.
@@ -336,7 +317,7 @@ func testNativeDiff(scratch string, env *liveEnv) error {
 		}
 		return fmt.Errorf("rename a directory through overlay: %w", err)
 	}
-	if n, err := unix.Lgetxattr(filepath.Join(f.upper, "d2"), "trusted.overlay.redirect", buf); err == nil && n > 0 {
+	if n, err := unix.Lgetxattr(filepath.Join(f.Upper, "d2"), "trusted.overlay.redirect", buf); err == nil && n > 0 {
 		return notEnabled("redirect_dir is enabled by default (a renamed directory carries a redirect xattr); Docker falls back to the slower naive diff")
 	}
 	return env.metacopyInUse()
@@ -348,14 +329,14 @@ func testRedirectDir(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Mkdir(filepath.Join(f.lowers[0], "d1"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(f.Lowers[0], "d1"), 0o755); err != nil {
 		return err
 	}
-	if err := f.mount(append(env.indexOff(), "redirect_dir=on")...); err != nil {
+	if err := f.Mount(append(env.indexOff(), "redirect_dir=on")...); err != nil {
 		return classifyMount(err)
 	}
 	defer f.unmount()
-	if err := os.Rename(filepath.Join(f.merged, "d1"), filepath.Join(f.merged, "d2")); err != nil {
+	if err := os.Rename(filepath.Join(f.Merged, "d1"), filepath.Join(f.Merged, "d2")); err != nil {
 		if errors.Is(err, unix.EXDEV) {
 			return notSupported("rename of a lower directory gave EXDEV with redirect_dir=on")
 		}
@@ -370,17 +351,17 @@ func testMetacopy(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(f.lowers[0], "file"), []byte("data"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.Lowers[0], "file"), []byte("data"), 0o644); err != nil {
 		return err
 	}
-	if err := f.mount(append(env.indexOff(), "metacopy=on")...); err != nil {
+	if err := f.Mount(append(env.indexOff(), "metacopy=on")...); err != nil {
 		return classifyMount(err)
 	}
 	defer f.unmount()
-	if err := os.Chmod(filepath.Join(f.merged, "file"), 0o600); err != nil {
+	if err := os.Chmod(filepath.Join(f.Merged, "file"), 0o600); err != nil {
 		return fmt.Errorf("chmod through overlay: %w", err)
 	}
-	if _, err := unix.Lgetxattr(filepath.Join(f.upper, "file"), "trusted.overlay.metacopy", nil); err != nil {
+	if _, err := unix.Lgetxattr(filepath.Join(f.Upper, "file"), "trusted.overlay.metacopy", nil); err != nil {
 		return notSupported("chmod copied up the whole file (no trusted.overlay.metacopy xattr)")
 	}
 	return nil
@@ -393,7 +374,7 @@ func testIndex(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := f.mount("index=off"); err != nil {
+	if err := f.Mount("index=off"); err != nil {
 		return classifyMount(err)
 	}
 	f.unmount()
@@ -406,7 +387,7 @@ func testVolatile(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := f.mount(append(env.indexOff(), "volatile")...); err != nil {
+	if err := f.Mount(append(env.indexOff(), "volatile")...); err != nil {
 		return classifyMount(err)
 	}
 	f.unmount()
@@ -420,10 +401,10 @@ func testUserxattr(scratch string, env *liveEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(f.lowers[0], "f"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.Lowers[0], "f"), nil, 0o644); err != nil {
 		return err
 	}
-	if err := f.mount(append(env.indexOff(), "userxattr")...); err != nil {
+	if err := f.Mount(append(env.indexOff(), "userxattr")...); err != nil {
 		return classifyMount(err)
 	}
 	defer f.unmount()
@@ -443,21 +424,21 @@ func testLowerdirPlus(scratch string, env *liveEnv) error {
 	}
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return classifyMount(&MountError{Op: "fsopen", FSType: "overlay", Err: err})
+		return classifyMount(&hostsys.MountError{Op: "fsopen", FSType: "overlay", Err: err})
 	}
 	defer unix.Close(fd)
-	for _, l := range f.lowers {
+	for _, l := range f.Lowers {
 		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
-			return classifyMount(&MountError{Op: "fsconfig lowerdir+", Target: l, FSType: "overlay", Err: err})
+			return classifyMount(&hostsys.MountError{Op: "fsconfig lowerdir+", Target: l, FSType: "overlay", Err: err})
 		}
 	}
-	for k, v := range map[string]string{"upperdir": f.upper, "workdir": f.work} {
+	for k, v := range map[string]string{"upperdir": f.Upper, "workdir": f.Work} {
 		if err := unix.FsconfigSetString(fd, k, v); err != nil {
-			return classifyMount(&MountError{Op: "fsconfig " + k, Target: v, FSType: "overlay", Err: err})
+			return classifyMount(&hostsys.MountError{Op: "fsconfig " + k, Target: v, FSType: "overlay", Err: err})
 		}
 	}
 	if err := unix.FsconfigCreate(fd); err != nil {
-		return classifyMount(&MountError{Op: "fsconfig create", FSType: "overlay", Err: err})
+		return classifyMount(&hostsys.MountError{Op: "fsconfig create", FSType: "overlay", Err: err})
 	}
 	return nil
 }
@@ -467,11 +448,11 @@ func testLowerdirPlus(scratch string, env *liveEnv) error {
 // where userxattr keeps overlay's own metadata too.
 func checkUserxattrUpper(f *overlayFixture) error {
 	const why = "the upper filesystem does not store user.* xattrs (tmpfs has them from kernel 6.6)"
-	if err := unix.Setxattr(filepath.Join(f.merged, "f"), "user.graphprobe", []byte("y"), 0); err != nil {
+	if err := unix.Setxattr(filepath.Join(f.Merged, "f"), "user.graphprobe", []byte("y"), 0); err != nil {
 		return notEnabled("%s: setting user.graphprobe through the mount failed: %v", why, err)
 	}
 	buf := make([]byte, 8)
-	n, err := unix.Getxattr(filepath.Join(f.upper, "f"), "user.graphprobe", buf)
+	n, err := unix.Getxattr(filepath.Join(f.Upper, "f"), "user.graphprobe", buf)
 	if err != nil || string(buf[:n]) != "y" {
 		return notEnabled("%s: the copied-up file has no user.graphprobe on the upper (%v)", why, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/version"
 	"github.com/moby/sys/mountinfo"
 )
@@ -471,7 +472,7 @@ func (p *prober) readMounts() {
 	var data []byte
 	var err error
 	if p.h.Live() {
-		data, err = readMountinfo()
+		data, err = hostsys.ReadMountinfo()
 	} else {
 		data, err = p.h.ReadFile(file)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/version"
 )
@@ -99,9 +100,9 @@ func eligibility(r *probe.Report, dv DockerVersion, driver string) verdict {
 		case dt.No() && dv.Less(dv1712):
 			// 17.03–17.09 logged the warning and ran the driver all the
 			// same; 17.12 made it an error.
-			v.reasons = append(v.reasons, fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior; Docker %s only warns and runs %s anyway (17.12 and later refuse it): %s", fs, dv, driver, probe.DTypeHint(fs)))
+			v.reasons = append(v.reasons, fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior; Docker %s only warns and runs %s anyway (17.12 and later refuse it): %s", fs, dv, driver, hostsys.DTypeHint(fs)))
 		case dt.No():
-			v.reject(fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior", fs), probe.DTypeHint(fs))
+			v.reject(fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior", fs), hostsys.DTypeHint(fs))
 			return v
 		}
 		if !dt.Known() {

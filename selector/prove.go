@@ -13,6 +13,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/bench"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -97,14 +98,14 @@ func Prove(ctx context.Context, req ProveRequest) (*ProveResult, error) {
 			return nil, fmt.Errorf("no command runner to run %s", name)
 		}
 	}
-	if _, err := probe.RemoveStaleScratch(req.ScratchParent, "bench"); err != nil {
+	if _, err := hostsys.RemoveStaleScratch(req.ScratchParent, "bench"); err != nil {
 		return nil, err
 	}
-	scratch, err := probe.MakeScratch(req.ScratchParent, "bench")
+	scratch, err := hostsys.MakeScratch(req.ScratchParent, "bench")
 	if err != nil {
 		return nil, err
 	}
-	ns, err := probe.NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		os.RemoveAll(scratch)
 		return nil, fmt.Errorf("initialise drivers: %w (needs root)", err)

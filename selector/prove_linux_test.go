@@ -8,8 +8,8 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers/bench"
 	_ "github.com/graphprobe/graphprobe/drivers/vfs"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
-	"github.com/graphprobe/graphprobe/probe"
 )
 
 // TestProveVFS runs the quick suite for vfs on ext4, and on btrfs, which
@@ -45,7 +45,7 @@ func testProveVFS(t *testing.T, kind string) {
 	}
 	entries, _ := os.ReadDir(fs.Dir)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), probe.ScratchPrefix) {
+		if strings.HasPrefix(e.Name(), hostsys.ScratchPrefix) {
 			t.Errorf("scratch %s left", e.Name())
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/archive"
 	"github.com/graphprobe/graphprobe/drivers/internal/naivediff"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // Name is the driver's name as Docker spells it.
@@ -51,8 +51,8 @@ func liveHost() host {
 	return host{
 		proc: "/proc",
 		statfs: func(p string) (string, int64, error) {
-			name, magic, _, _, err := probe.Statfs(p)
-			return name, magic, err
+			backing, err := hostsys.Statfs(p)
+			return backing.Name, backing.Magic, err
 		},
 		pageSize: unix.Getpagesize(),
 	}
@@ -416,8 +416,7 @@ func (d *Driver) Cleanup() error {
 		entries, _ := os.ReadDir(filepath.Join(d.home, "mnt"))
 		for _, e := range entries {
 			p := filepath.Join(d.home, "mnt", e.Name())
-			var st unix.Statfs_t
-			if unix.Statfs(p, &st) == nil && int64(st.Type)&0xFFFFFFFF == magicAufs {
+			if mnt, err := hostsys.Statfs(p); err == nil && mnt.Magic == magicAufs {
 				if err := d.unmount(p); err != nil {
 					errs = append(errs, err)
 				}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/drivertest"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
-	"github.com/graphprobe/graphprobe/probe"
 )
 
 // call is one mount(2) or umount2(2) the driver asked for.
@@ -504,7 +504,7 @@ func TestMountFailure(t *testing.T) {
 				return nil
 			}
 			_, err := d.Get(top)
-			var me *probe.MountError
+			var me *hostsys.MountError
 			if !errors.As(err, &me) || me.Op != tt.wantOp || !errors.Is(err, boom) || me.Target != d.mntDir(top) {
 				t.Fatalf("Get with a failing %s: %v, want a mount error of op %q on %s", tt.name, err, tt.wantOp, d.mntDir(top))
 			}

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // xinoOpt puts aufs's external inode number table on tmpfs, where dockerd
@@ -74,12 +74,12 @@ func (d *Driver) mount(target, rw string, ro []string) error {
 		return fmt.Errorf("mount aufs on %s: %w", target, err)
 	}
 	if err := d.mounter.Mount("none", target, "aufs", 0, first); err != nil {
-		return &probe.MountError{Op: "mount", Source: "none", Target: target, FSType: "aufs", Data: first, Err: err}
+		return &hostsys.MountError{Op: "mount", Source: "none", Target: target, FSType: "aufs", Data: first, Err: err}
 	}
 	for _, data := range appends {
 		if err := d.mounter.Mount("none", target, "aufs", unix.MS_REMOUNT, data); err != nil {
 			_ = d.unmount(target)
-			return &probe.MountError{Op: "remount", Source: "none", Target: target, FSType: "aufs", Flags: unix.MS_REMOUNT, Data: data, Err: err}
+			return &hostsys.MountError{Op: "remount", Source: "none", Target: target, FSType: "aufs", Flags: unix.MS_REMOUNT, Data: data, Err: err}
 		}
 	}
 	return nil
@@ -96,7 +96,7 @@ func (d *Driver) unmount(target string) error {
 	}
 	err := d.mounter.Unmount(target, unix.MNT_DETACH)
 	if err != nil && !errors.Is(err, unix.EINVAL) {
-		return &probe.MountError{Op: "unmount", Target: target, FSType: "aufs", Flags: unix.MNT_DETACH, Err: err}
+		return &hostsys.MountError{Op: "unmount", Target: target, FSType: "aufs", Flags: unix.MNT_DETACH, Err: err}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"golang.org/x/sys/unix"
 )
 
@@ -525,11 +526,11 @@ func layerCost(b *driver, kind string) (float64, float64, error) {
 
 // usage is the used inodes and bytes of the filesystem holding dir.
 func usage(dir string) (inodes, bytes uint64, err error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	st, err := hostsys.Statfs(dir)
+	if err != nil {
+		return 0, 0, err
 	}
-	return st.Files - st.Ffree, (st.Blocks - st.Bfree) * uint64(st.Bsize), nil
+	return st.Inodes - st.InodesFree, (st.Blocks - st.BlocksFree) * st.BlockSize, nil
 }
 
 // containerStart times a new container's first start on the image whose
@@ -611,13 +612,13 @@ func writeFile(path string, size int64) error {
 // 0 free: it has no inode limit, and freeSpace says so with the largest
 // count.
 func freeSpace(dir string) (bytes, inodes uint64, err error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	st, err := hostsys.Statfs(dir)
+	if err != nil {
+		return 0, 0, err
 	}
-	inodes = st.Ffree
-	if st.Files == 0 {
+	inodes = st.InodesFree
+	if st.Inodes == 0 {
 		inodes = math.MaxUint64
 	}
-	return st.Bavail * uint64(st.Bsize), inodes, nil
+	return st.BlocksAvail * st.BlockSize, inodes, nil
 }

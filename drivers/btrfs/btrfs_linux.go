@@ -12,7 +12,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/internal/treelayer"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // Name is the driver's name as Docker spells it.
@@ -40,14 +40,14 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 	if _, err := os.Stat(testdir); errors.Is(err, fs.ErrNotExist) {
 		testdir = filepath.Dir(home)
 	}
-	fsName, magic, _, _, err := probe.Statfs(testdir)
+	backing, err := hostsys.Statfs(testdir)
 	if err != nil {
 		return nil, fmt.Errorf("init btrfs in %s: %w", home, err)
 	}
-	if magic != superMagic {
+	if backing.Magic != superMagic {
 		return nil, drivers.NotSupported(Name, drivers.ErrPrerequisites,
 			"put the data-root on a btrfs filesystem, or choose another storage driver",
-			"the data-root is on %s, not btrfs (%s)", fsName, testdir)
+			"the data-root is on %s, not btrfs (%s)", backing.Name, testdir)
 	}
 	if err := parseOptions(opts.StorageOpts); err != nil {
 		return nil, err

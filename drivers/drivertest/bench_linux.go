@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/graphprobe/graphprobe/drivers"
-	"golang.org/x/sys/unix"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // Stack builds a base layer and depth layers on it, each adding one file
@@ -169,19 +169,19 @@ func BenchLayerInodes(b *testing.B, d drivers.Driver, files int) {
 }
 
 func totalInodes(b *testing.B, dir string) uint64 {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		b.Fatalf("statfs %s: %v", dir, err)
+	st, err := hostsys.Statfs(dir)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return st.Files
+	return st.Inodes
 }
 
 func freeInodes(b *testing.B, dir string) uint64 {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		b.Fatalf("statfs %s: %v", dir, err)
+	st, err := hostsys.Statfs(dir)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return st.Ffree
+	return st.InodesFree
 }
 
 // Bench runs the standard benchmarks of driver name side by side: create

@@ -15,7 +15,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers/archive"
 	"github.com/graphprobe/graphprobe/drivers/internal/nsthread"
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/version"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -70,7 +70,7 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 		return nil, err
 	}
 	testdir := ovl.TestDir(home)
-	fsName, _, _, _, err := probe.Statfs(testdir)
+	backing, err := hostsys.Statfs(testdir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
@@ -97,7 +97,7 @@ func Init(home string, opts drivers.Options) (drivers.Driver, error) {
 			Whiteouts:   archive.WhiteoutAUFS,
 			ApplyDirect: func() bool { return true },
 		}),
-		backingFS: fsName,
+		backingFS: backing.Name,
 	}, nil
 }
 
@@ -129,7 +129,7 @@ type supervisor struct {
 // testMount mounts two lowers, an upper and a work dir in a scratch dir
 // of dir, and reads a lower file through the mount.
 func (s *supervisor) testMount(dir string) error {
-	scratch, err := probe.MakeScratch(dir, "fuse-overlayfs-check")
+	scratch, err := hostsys.MakeScratch(dir, "fuse-overlayfs-check")
 	if err != nil {
 		return fmt.Errorf("%s: test mount: %w", Name, err)
 	}
@@ -210,11 +210,11 @@ func (s *supervisor) Mount(spec ovl.Spec) error {
 		return fmt.Errorf("start %s: %w", Binary, err)
 	}
 	if err := <-started; err != nil {
-		return &probe.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
+		return &hostsys.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
 	}
 	if err := waitMounted(target, p); err != nil {
 		p.stop()
-		return &probe.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
+		return &hostsys.MountError{Op: "mount", Source: Binary, Target: target, FSType: "fuse." + Binary, Data: data, Err: err}
 	}
 	s.mu.Lock()
 	s.running[target] = p
@@ -290,7 +290,7 @@ func unmount(target string, p *process) error {
 			err = unix.Unmount(target, unix.MNT_DETACH)
 		}
 		if err != nil {
-			err = &probe.MountError{Op: "unmount", Target: target, FSType: "fuse." + Binary, Err: err}
+			err = &hostsys.MountError{Op: "unmount", Target: target, FSType: "fuse." + Binary, Err: err}
 		}
 	} else if out, cerr := exec.Command("fusermount3", "-u", target).CombinedOutput(); cerr != nil {
 		err = fmt.Errorf("fusermount3 -u %s: %w: %s", target, cerr, strings.TrimSpace(string(out)))

@@ -12,8 +12,8 @@ import (
 	"github.com/graphprobe/graphprobe/drivers"
 	dt "github.com/graphprobe/graphprobe/drivers/drivertest"
 	"github.com/graphprobe/graphprobe/drivers/internal/ovl"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
-	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/version"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -354,13 +354,13 @@ func TestStorageOptions(t *testing.T) {
 }
 
 // TestInsidePrivateMountNamespace runs the driver the way graphprobe does,
-// on a probe.MountNS thread: mounts with relative paths (made on a thread
+// on a hostsys.MountNS thread: mounts with relative paths (made on a thread
 // of their own) and tar streams (produced on another thread) must see the
 // namespace's mounts, and nothing may show in the test's own mount table.
 func TestInsidePrivateMountNamespace(t *testing.T) {
 	testutil.RequiresRoot(t)
 	home := dt.OnFS(t, testutil.Ext4, 256)(t)
-	ns, err := probe.NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,12 @@
 // Provisioning tools, configuration management and people all edit
 // daemon.json; graphprobe runs at every boot and must leave their work
 // alone. So the file is never decoded into a struct and re-encoded: Parse
-// builds a position-aware tree of the original bytes, and Merge splices new
-// values into those bytes. Only storage-driver, storage-opts and
-// features.containerd-snapshotter change; every other key keeps its bytes
-// (number spelling, escapes, whitespace) and its place.
+// walks encoding/json's tokens (the decoder dockerd uses, so that both
+// agree on what is JSON) and notes where the values it reads stand in the
+// original bytes, and Merge splices new values into those bytes. Only
+// storage-driver, storage-opts and features.containerd-snapshotter change;
+// every other key keeps its bytes (number spelling, escapes, whitespace)
+// and its place.
 //
 // The parser is stricter than dockerd where dockerd would silently guess:
 // duplicate keys are refused (encoding/json keeps the last one, so which

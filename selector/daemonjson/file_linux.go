@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // maxSymlinks bounds symlink resolution, as the kernel's ELOOP does.
@@ -142,34 +142,14 @@ func readRegular(dirfd int, name, label string) ([]byte, *unix.Stat_t, error) {
 }
 
 func checkRegular(st *unix.Stat_t, label string) error {
-	m := fileModeOf(st)
+	m := hostsys.StatMode(st)
 	if !m.IsRegular() {
-		return fmt.Errorf("open %s: %s, not a regular file: replace it with a JSON file", label, probe.FileKind(m))
+		return fmt.Errorf("open %s: %s, not a regular file: replace it with a JSON file", label, hostsys.FileKind(m))
 	}
 	if st.Size > MaxSize {
 		return fmt.Errorf("open %s: %s", label, tooBig(humanSize(st.Size)))
 	}
 	return nil
-}
-
-func fileModeOf(st *unix.Stat_t) fs.FileMode {
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return fs.ModeDir
-	case unix.S_IFIFO:
-		return fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		return fs.ModeSocket
-	case unix.S_IFCHR:
-		return fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		return fs.ModeDevice
-	case unix.S_IFLNK:
-		return fs.ModeSymlink
-	case unix.S_IFREG:
-		return 0
-	}
-	return fs.ModeIrregular
 }
 
 // dirOwner is the owner a new file in dir gets: the directory's, or
@@ -341,7 +321,7 @@ func (d *dir) removeStaleTemps(base string) []string {
 	self := os.Getpid()
 	for _, e := range entries {
 		pid, ok := tempPID(base, e.Name())
-		if !ok || pid == self || processAlive(pid) || !e.Type().IsRegular() {
+		if !ok || pid == self || hostsys.ProcessAlive(pid) || !e.Type().IsRegular() {
 			continue
 		}
 		if unix.Unlinkat(d.fd, e.Name(), 0) == nil {
@@ -349,11 +329,6 @@ func (d *dir) removeStaleTemps(base string) []string {
 		}
 	}
 	return removed
-}
-
-func processAlive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
 }
 
 // sideFileMode bounds the mode of the files kept beside daemon.json (the

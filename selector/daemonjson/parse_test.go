@@ -2,6 +2,7 @@ package daemonjson
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,15 @@ func TestParseErrors(t *testing.T) {
 		{"snapshotter null", `{"features": {"containerd-snapshotter": null}}`, "line 1, column 41: features.containerd-snapshotter must be true or false, found null"},
 		{"data-root a boolean", `{"data-root": true}`, "line 1, column 15: data-root must be a string, found a boolean"},
 		{"graph an object", `{"graph": {}}`, "line 1, column 11: graph must be a string, found an object"},
+		// Values graphprobe does not keep are checked as strictly as the ones it reads.
+		{"bad escape in a nested value", `{"log-opts":{"max-size":"1\q"}}`, "line 1, column 28: invalid character 'q' in string escape code"},
+		{"number out of range in a nested array", `{"x":[1, 1e999]}`, "line 1, column 10: number 1e999 is out of range (dockerd cannot read it)"},
+		{"missing comma in a nested array", `{"x":[ 1 ,  2 3]}`, "line 1, column 15: invalid character '3' after array element"},
+		{"bad literal after a line break", "{\"x\":[1,\n  tru]}", "line 2, column 6: invalid character ']' in literal true (expecting 'e')"},
+		{"trailing comma in a nested array", `{"x":[1,]}`, "line 1, column 9: invalid character ']' looking for beginning of value"},
+		{"invalid UTF-8 in a nested string", "{\"x\":{\"y\":[\"\xff\"]}}", "line 1, column 13: invalid UTF-8 byte 0xff in string literal: dockerd reads UTF-8 only"},
+		{"invalid UTF-8 in a top-level string", "\"\xff\"", "line 1, column 2: invalid UTF-8 byte 0xff in string literal: dockerd reads UTF-8 only"},
+		{"duplicate key deep in a nested value", `{"x":{"a":1,"b":{"c":[true,false,null,"s",{"d":1,"d":2}]}}}`, `line 1, column 50: duplicate key "d" (also at line 1, column 44): remove one of them`},
 		{"nesting over the limit", `{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + "}", "line 1, column 69: nesting deeper than 64 levels is refused"},
 	}
 	for _, tt := range tests {
@@ -227,4 +237,60 @@ func uniqueKeys(doc []byte) []byte {
 		out.WriteString(line)
 	}
 	return []byte(out.String())
+}
+
+// BenchmarkParseHostile1MiB parses 1 MiB documents shaped to cost the most
+// per byte (a value every two bytes, a key every twelve), to show what a
+// corrupt or mis-generated daemon.json costs a run at boot; run with
+// -benchmem. live-B is what the parsed document keeps alive.
+func BenchmarkParseHostile1MiB(b *testing.B) {
+	const n = 1 << 20
+	fill := func(prefix, unit, suffix string) []byte {
+		return []byte(prefix + strings.Repeat(unit, (n-len(prefix)-len(suffix))/len(unit)) + suffix)
+	}
+	var keys strings.Builder
+	keys.WriteString("{")
+	for i := 0; keys.Len() < n-32; i++ {
+		keys.WriteString(`"k` + strconv.Itoa(1000000+i) + `":0,`)
+	}
+	keys.WriteString(`"end":0}`)
+	// For comparison, a real configuration of the same size (as in
+	// TestOpenLargeRealConfig).
+	var regs strings.Builder
+	regs.WriteString("{\n  \"storage-driver\": \"overlay2\",\n  \"insecure-registries\": [\n")
+	for i := 0; regs.Len() < n-64; i++ {
+		regs.WriteString(`    "registry-` + strconv.Itoa(i) + ".build.corp.example.com:5000\",\n")
+	}
+	regs.WriteString("    \"registry.example.com:5000\"\n  ]\n}\n")
+	for _, bc := range []struct {
+		name string
+		doc  []byte
+	}{
+		{"array of 0s", fill(`{"a":[`, "0,", "0]}")},
+		{"array of empty objects", fill(`{"a":[`, "{},", "{}]}")},
+		{"many keys", []byte(keys.String())},
+		{"storage-opts of empty strings", fill(`{"storage-opts":[`, `"",`, `""]}`)},
+		{"real: insecure registries", []byte(regs.String())},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if _, err := Parse(testName, bc.doc); err != nil {
+				b.Fatal(err)
+			}
+			// What a parsed document keeps alive, beside what parsing
+			// allocates in all (B/op).
+			var m0, m1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m0)
+			d, _ := Parse(testName, bc.doc)
+			runtime.GC()
+			runtime.ReadMemStats(&m1)
+			runtime.KeepAlive(d)
+			b.SetBytes(int64(len(bc.doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = Parse(testName, bc.doc)
+			}
+			b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)), "live-B")
+		})
+	}
 }

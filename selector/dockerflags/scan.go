@@ -8,11 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // Finding is one flag (or variable) that sets a storage-related dockerd
@@ -151,7 +150,7 @@ const maxFile = 1 << 20
 // is normal; an unreadable one is an error, because a flag in it would go
 // unseen.
 func Scan(root string) (*Report, error) {
-	h := hostFS{root: root}
+	h := hostFS{root: hostsys.NewRoot(root)}
 	r := &Report{Findings: []Finding{}}
 	unit, masked, err := h.findUnit()
 	if err != nil {
@@ -427,64 +426,25 @@ func (h hostFS) scanLegacy(r *Report) error {
 // hostFS reads host paths under a root prefix, resolving symlinks inside
 // the prefix (an absolute link target is taken relative to the root, as
 // it would be on the captured host).
-type hostFS struct{ root string }
+type hostFS struct{ root hostsys.Root }
 
 var errMasked = errors.New("linked to /dev/null")
 
 // resolve follows symlinks in host path p under the root and returns the
 // resolved host path. A path that resolves to /dev/null returns errMasked.
 func (h hostFS) resolve(p string) (string, error) {
-	parts := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
-	cur := "/"
-	links := 0
-	for len(parts) > 0 {
-		c := parts[0]
-		parts = parts[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, c)
-		if next == "/dev/null" {
-			return "", errMasked
-		}
-		fi, err := os.Lstat(h.real(next))
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		links++
-		if links > 40 {
-			return "", fmt.Errorf("read %s: too many levels of symbolic links", p)
-		}
-		t, err := os.Readlink(h.real(next))
-		if err != nil {
-			return "", err
-		}
-		if path.Join(cur, t) == "/dev/null" || path.Clean(t) == "/dev/null" {
-			// systemctl mask; a captured host need not hold /dev.
-			return "", errMasked
-		}
-		if path.IsAbs(t) {
-			cur = "/"
-		}
-		parts = append(strings.Split(t, "/"), parts...)
+	rp, err := h.root.Resolve(p)
+	if err != nil {
+		return "", err
 	}
-	return cur, nil
+	if rp == hostsys.DevNull {
+		// systemctl mask; a captured host need not hold /dev.
+		return "", errMasked
+	}
+	return rp, nil
 }
 
-func (h hostFS) real(p string) string {
-	if h.root == "" || h.root == "/" {
-		return p
-	}
-	return filepath.Join(h.root, p)
-}
+func (h hostFS) real(p string) string { return h.root.Path(p) }
 
 // readFile reads a regular file of at most maxFile bytes. Errors wrap
 // fs.ErrNotExist for a missing file and errMasked for one linked to
@@ -503,12 +463,12 @@ func (h hostFS) readFile(p string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		// A FIFO would block the scan; a directory cannot hold flags.
-		return nil, fmt.Errorf("read %s: %s, not a regular file", p, probe.FileKind(fi.Mode()))
+		return nil, fmt.Errorf("read %s: %s, not a regular file", p, hostsys.FileKind(fi.Mode()))
 	}
 	if fi.Size() > maxFile {
 		return nil, fmt.Errorf("read %s: file is %d bytes; over the %d-byte limit", p, fi.Size(), maxFile)
 	}
-	f, err := os.Open(h.real(rp))
+	f, err := h.root.Open(rp)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}

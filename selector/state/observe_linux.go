@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/graphprobe/graphprobe/internal/buildinfo"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -155,15 +156,15 @@ func observeDataRoot(o *Observation, dataRoot string) error {
 	}
 	o.ProbedPath = real
 
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(real, &sfs); err != nil {
-		return fmt.Errorf("statfs %s: %w", real, err)
+	sfs, err := hostsys.Statfs(real)
+	if err != nil {
+		return fmt.Errorf("statfs %s: %w", real, errors.Unwrap(err))
 	}
-	o.DataRoot.Filesystem = probe.FilesystemName(int64(sfs.Type))
-	o.DataRoot.Magic = fmt.Sprintf("0x%X", uint32(sfs.Type))
-	o.DataRoot.FSID = fmt.Sprintf("%08x%08x", uint32(sfs.Fsid.Val[0]), uint32(sfs.Fsid.Val[1]))
-	if sfs.Files > 0 || sfs.Ffree > 0 {
-		o.InodesTotal, o.InodesFree = sfs.Files, sfs.Ffree
+	o.DataRoot.Filesystem = sfs.Name
+	o.DataRoot.Magic = fmt.Sprintf("0x%X", uint32(sfs.Magic))
+	o.DataRoot.FSID = sfs.ID
+	if sfs.Inodes > 0 || sfs.InodesFree > 0 {
+		o.InodesTotal, o.InodesFree = sfs.Inodes, sfs.InodesFree
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(real, &st); err != nil {
@@ -171,7 +172,7 @@ func observeDataRoot(o *Observation, dataRoot string) error {
 	}
 	o.DataRoot.Device = fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
 
-	data, err := probe.ReadMountinfo()
+	data, err := hostsys.ReadMountinfo()
 	if err != nil {
 		return fmt.Errorf("read mountinfo: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 )
 
@@ -25,7 +25,7 @@ func Path(dir string) string { return filepath.Join(dir, FileName) }
 // else is an error and the caller proves in full.
 func Load(dir string) (*Record, error) {
 	p := Path(dir)
-	if err := probe.CheckSafeDir(dir); err != nil {
+	if err := hostsys.CheckSafeDir(dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNoRecord
 		}
@@ -78,7 +78,7 @@ func Save(dir string, r *Record) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write proof record: %w", err)
 	}
-	if err := probe.CheckSafeDir(dir); err != nil {
+	if err := hostsys.CheckSafeDir(dir); err != nil {
 		return fmt.Errorf("write proof record in %s: %w", dir, err)
 	}
 	return daemonjson.WriteFileAtomic(Path(dir), data, 0o644)
@@ -87,7 +87,7 @@ func Save(dir string, r *Record) error {
 // Remove deletes the record in dir, if any: a run that finds it stale and
 // then fails must not leave it to a later run.
 func Remove(dir string) error {
-	if probe.CheckSafeDir(dir) != nil {
+	if hostsys.CheckSafeDir(dir) != nil {
 		return nil // Load refuses whatever is there
 	}
 	err := os.Remove(Path(dir))

@@ -14,15 +14,15 @@ import (
 	_ "github.com/graphprobe/graphprobe/drivers/overlay"
 	_ "github.com/graphprobe/graphprobe/drivers/overlay2"
 	"github.com/graphprobe/graphprobe/internal/dockertest"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
-	"github.com/graphprobe/graphprobe/probe"
 )
 
 // inNamespace runs fn on a private mount namespace thread, as graphprobe
 // runs its drivers: whatever fn leaves mounted dies with the namespace.
 func inNamespace(t *testing.T, fn func() error) {
 	t.Helper()
-	ns, err := probe.NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
-	"github.com/graphprobe/graphprobe/probe"
 	"golang.org/x/sys/unix"
 )
 
@@ -365,7 +365,7 @@ func scratchIn(dirs ...string) []string {
 	for _, d := range dirs {
 		es, _ := os.ReadDir(d)
 		for _, e := range es {
-			if strings.HasPrefix(e.Name(), probe.ScratchPrefix) {
+			if strings.HasPrefix(e.Name(), hostsys.ScratchPrefix) {
 				out = append(out, filepath.Join(d, e.Name()))
 			}
 		}

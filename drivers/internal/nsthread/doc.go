@@ -8,7 +8,7 @@
 // directory, so it is done on a thread that unshared CLONE_FS and that Go
 // never reuses. And work that outlives the call (a tar stream read from a
 // mounted layer, a fuse-overlayfs daemon) runs on threads other than the
-// caller's: when the caller is on a probe.MountNS thread, those threads are
+// caller's: when the caller is on a hostsys.MountNS thread, those threads are
 // not in its namespace and would see empty mount points. A thread made here
 // joins the caller's namespace first, so it sees exactly what the caller
 // sees, with no helper process forked.

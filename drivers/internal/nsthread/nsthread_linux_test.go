@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
-	"github.com/graphprobe/graphprobe/probe"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,7 +40,7 @@ func TestRunHasItsOwnWorkingDirectory(t *testing.T) {
 func TestRunJoinsTheCallersNamespace(t *testing.T) {
 	testutil.RequiresRoot(t)
 	dir := t.TempDir()
-	ns, err := probe.NewMountNS()
+	ns, err := hostsys.NewMountNS()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"slices"
 
 	"github.com/graphprobe/graphprobe/drivers"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/moby/sys/mount"
 	"golang.org/x/sys/unix"
 )
@@ -59,16 +59,11 @@ func CheckHost(driver, home string, n int, warnNoDType bool) (Host, error) {
 // HaveOverlay reads /proc/filesystems: the kernel has overlay once it is
 // listed there (built in, or its module loaded).
 func HaveOverlay(driver string) error {
-	f, err := os.Open("/proc/filesystems")
+	have, err := hostsys.HaveFilesystem("overlay")
 	if err != nil {
-		return fmt.Errorf("read /proc/filesystems: %w", err)
+		return err
 	}
-	defer f.Close()
-	fss, err := probe.ParseFilesystems(f)
-	if err != nil {
-		return fmt.Errorf("read /proc/filesystems: %w", err)
-	}
-	if !fss["overlay"] {
+	if !have {
 		return drivers.NotSupported(driver, drivers.ErrNotSupported, "load the overlay module (modprobe overlay), or use a kernel with CONFIG_OVERLAY_FS",
 			"overlay is not in /proc/filesystems")
 	}
@@ -98,10 +93,11 @@ var kernelRefuses = []string{"overlayfs", "aufs", "nfs"}
 // today's dockerd and leave zfs and ecryptfs to the test mount; the
 // selector applies the older releases' rules when it decides for them.
 func BackingFS(driver, dir string) (string, error) {
-	name, _, _, _, err := probe.Statfs(dir)
+	backing, err := hostsys.Statfs(dir)
 	if err != nil {
 		return "", fmt.Errorf("%s: find the backing filesystem: %w", driver, err)
 	}
+	name := backing.Name
 	info, _ := drivers.Lookup(driver)
 	if slices.Contains(info.RefusedBackingFS, name) && slices.Contains(kernelRefuses, name) {
 		return name, drivers.NotSupported(driver, drivers.ErrIncompatibleFS, refusalHints[name],
@@ -113,12 +109,12 @@ func BackingFS(driver, dir string) (string, error) {
 // CheckDType refuses a backing filesystem without d_type, with Docker's
 // remedy for it.
 func CheckDType(driver, dir, fsName string) error {
-	ok, err := probe.SupportsDType(dir)
+	ok, err := hostsys.SupportsDType(dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", driver, err)
 	}
 	if !ok {
-		return drivers.NotSupported(driver, drivers.ErrNotSupported, probe.DTypeHint(fsName),
+		return drivers.NotSupported(driver, drivers.ErrNotSupported, hostsys.DTypeHint(fsName),
 			"the backing %s filesystem of %s is formatted without d_type support, which leads to incorrect behavior", fsName, dir)
 	}
 	return nil
@@ -143,19 +139,21 @@ type fixture struct {
 // newFixture makes lower1..n (n nearest), upper, work and merged in a
 // scratch dir of parent.
 func newFixture(parent, kind string, n int, opts []string) (*fixture, error) {
-	dir, err := probe.MakeScratch(parent, kind)
+	dir, err := hostsys.MakeScratch(parent, kind)
 	if err != nil {
 		return nil, err
 	}
-	f := &fixture{dir: dir, spec: Spec{Home: dir, Upper: "upper", Work: "work", Target: "merged", Options: opts}}
-	for i := n; i >= 1; i-- {
-		f.spec.Lowers = append(f.spec.Lowers, fmt.Sprintf("lower%d", i))
+	hf, err := hostsys.NewOverlayFixture(dir, n)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	for _, d := range append(append([]string{}, f.spec.Lowers...), "upper", "work", "merged") {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	// The spec names the fixture's dirs relative to it, as a layer's are
+	// relative to the home, so that every mount method can take it.
+	rel := filepath.Base
+	f := &fixture{dir: dir, spec: Spec{Home: dir, Upper: rel(hf.Upper), Work: rel(hf.Work), Target: rel(hf.Merged), Options: opts}}
+	for _, l := range hf.Lowers {
+		f.spec.Lowers = append(f.spec.Lowers, rel(l))
 	}
 	return f, nil
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/internal/nsthread"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/moby/sys/mount"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -166,7 +166,7 @@ func (s Spec) mount(mounter drivers.Mounter, target, data string) error {
 }
 
 func (s Spec) mountError(op, data string, err error) error {
-	return &probe.MountError{Op: op, Source: "overlay", Target: filepath.Join(s.Home, s.Target), FSType: "overlay", Data: data, Err: err}
+	return &hostsys.MountError{Op: op, Source: "overlay", Target: filepath.Join(s.Home, s.Target), FSType: "overlay", Data: data, Err: err}
 }
 
 var errNoLowerdirPlus = errors.New("the kernel has no fsconfig lowerdir+ for overlay (Linux 6.8)")
@@ -257,7 +257,7 @@ func kernelLog(fd int) string {
 // goes away once its last user does.
 func Unmount(target string) error {
 	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
-		return &probe.MountError{Op: "unmount", Target: target, Err: err}
+		return &hostsys.MountError{Op: "unmount", Target: target, Err: err}
 	}
 	return nil
 }
@@ -303,7 +303,7 @@ func UnmountUnder(dir string) error {
 		// no error. Its error names the call; the MountError every
 		// driver returns keeps the cause.
 		if err := mount.Unmount(m); err != nil {
-			errs = append(errs, &probe.MountError{Op: "unmount", Target: m, Err: cause(err)})
+			errs = append(errs, &hostsys.MountError{Op: "unmount", Target: m, Err: cause(err)})
 		}
 	}
 	return errors.Join(errs...)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/archive"
-	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/internal/hostsys"
 )
 
 // Layers is the shared half of a full-tree driver. Embed it and set Dir.
@@ -60,9 +60,9 @@ func (l *Layers) dir(op, id string) (string, error) {
 // StatusRows are the status rows every full-tree driver shows: the backing
 // filesystem of home, and how many layers layersDir holds, under label.
 func StatusRows(home, layersDir, label string) [][2]string {
-	fsName, _, _, _, err := probe.Statfs(home)
-	if err != nil {
-		fsName = "unknown"
+	fsName := "unknown"
+	if backing, err := hostsys.Statfs(home); err == nil {
+		fsName = backing.Name
 	}
 	n := 0
 	if entries, err := os.ReadDir(layersDir); err == nil {

@@ -1,12 +1,16 @@
-package probe
+package hostsys
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"runtime"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // Pin the main goroutine to the process's main thread for the life of any
-// program that links the probe.
+// program that links hostsys (the probe and the drivers do).
 //
 // MountNS (and the drivers' namespace threads) unshare or join a mount
 // namespace on a locked thread and let the thread end when they are done.
@@ -27,4 +31,16 @@ func ReadMountinfo() ([]byte, error) {
 	return os.ReadFile("/proc/thread-self/mountinfo")
 }
 
-func readMountinfo() ([]byte, error) { return ReadMountinfo() }
+// Mounts parses ReadMountinfo: the mount table of the calling thread's
+// namespace.
+func Mounts() ([]*mountinfo.Info, error) {
+	data, err := ReadMountinfo()
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := mountinfo.GetMountsFromReader(bytes.NewReader(data), nil)
+	if err != nil {
+		return nil, fmt.Errorf("parse /proc/thread-self/mountinfo: %w", err)
+	}
+	return mounts, nil
+}

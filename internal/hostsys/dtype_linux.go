@@ -1,4 +1,4 @@
-package probe
+package hostsys
 
 import (
 	"bytes"
@@ -10,17 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// Statfs reports the backing filesystem of path as Docker names it, with
-// its raw magic and inode counts.
-func Statfs(path string) (name string, magic int64, inodesTotal, inodesFree uint64, err error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return "", 0, 0, 0, &os.PathError{Op: "statfs", Path: path, Err: err}
-	}
-	m := int64(st.Type) & 0xFFFFFFFF
-	return FilesystemName(m), m, st.Files, st.Ffree, nil
-}
 
 // SupportsDType creates a file in dir (which must be writable, on the
 // filesystem under test) and reads dir back with getdents: a filesystem
@@ -78,4 +67,36 @@ func parseDirent(b []byte) (reclen int, typ uint8, name string) {
 		nb = nb[:i]
 	}
 	return reclen, b[18], string(nb)
+}
+
+// CountDTypes reads dir's entries without writing (one getdents batch is
+// evidence enough) and counts those, besides "." and "..", whose type the
+// filesystem reports and those it leaves DT_UNKNOWN. It is the d_type
+// check for a directory that SupportsDType may not write to.
+func CountDTypes(dir string) (known, unknown int, err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 8<<10)
+	n, err := unix.Getdents(fd, buf)
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "getdents", Path: dir, Err: err}
+	}
+	for off := 0; off < n; {
+		reclen, typ, name := parseDirent(buf[off:n])
+		if reclen == 0 {
+			break
+		}
+		if name != "." && name != ".." {
+			if typ == unix.DT_UNKNOWN {
+				unknown++
+			} else {
+				known++
+			}
+		}
+		off += reclen
+	}
+	return known, unknown, nil
 }

@@ -1,7 +1,6 @@
-package probe
+package hostsys
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -131,7 +130,7 @@ func RemoveStaleScratch(parent, kind string) ([]string, error) {
 			continue
 		}
 		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
+		if err != nil || pid <= 0 || pid == os.Getpid() || ProcessAlive(pid) {
 			continue
 		}
 		full := filepath.Join(parent, name)
@@ -150,7 +149,10 @@ func RemoveStaleScratch(parent, kind string) ([]string, error) {
 	return removed, nil
 }
 
-func processAlive(pid int) bool {
+// ProcessAlive reports whether pid exists, so that the leftovers of a run
+// that died (scratch dirs, temporary files) can be told from those of one
+// still at work. EPERM means it exists under another user.
+func ProcessAlive(pid int) bool {
 	err := unix.Kill(pid, 0)
 	return err == nil || errors.Is(err, unix.EPERM)
 }
@@ -159,13 +161,10 @@ func processAlive(pid int) bool {
 // in our namespace (a mount under a dead run's scratch dir in the host
 // namespace would mean a leak we must not delete through).
 func removeTree(dir string) error {
-	if data, err := ReadMountinfo(); err == nil {
-		mounts, perr := ParseMountinfo(bytes.NewReader(data))
-		if perr == nil {
-			for _, m := range mounts {
-				if m.Mountpoint == dir || strings.HasPrefix(m.Mountpoint, dir+"/") {
-					return fmt.Errorf("%s is still mounted; unmount it first (umount -l %s)", m.Mountpoint, m.Mountpoint)
-				}
+	if mounts, err := Mounts(); err == nil {
+		for _, m := range mounts {
+			if m.Mountpoint == dir || strings.HasPrefix(m.Mountpoint, dir+"/") {
+				return fmt.Errorf("%s is still mounted; unmount it first (umount -l %s)", m.Mountpoint, m.Mountpoint)
 			}
 		}
 	}

@@ -1,9 +1,9 @@
-package probe
+package hostsys
 
 import "strings"
 
-// Filesystem magics (statfs f_type), named as Docker names them in
-// "Backing Filesystem".
+// fsMagicNames are filesystem magics (statfs f_type), named as Docker
+// names them in "Backing Filesystem".
 var fsMagicNames = map[int64]string{
 	0xEF53:     "extfs",
 	0x58465342: "xfs",
@@ -48,8 +48,9 @@ func formatHex(v int64) string {
 	return string(b)
 }
 
-// mountTypeNames maps a mountinfo filesystem type to Docker's name.
-func mountTypeName(fstype string) string {
+// MountTypeName maps a mountinfo filesystem type to Docker's name, for a
+// filesystem known only from the mount table (a captured host).
+func MountTypeName(fstype string) string {
 	switch {
 	case fstype == "ext2" || fstype == "ext3" || fstype == "ext4":
 		return "extfs"
