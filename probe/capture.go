@@ -30,6 +30,9 @@ type CaptureOptions struct {
 	// Report is a live probe of the host, whose test results go into the
 	// capture (nil: Capture probes).
 	Report *Report
+	// PriorDirs are the drivers' prior-state dirs (Options.PriorDirs):
+	// the capture keeps a skeleton of each driver's top-level dir.
+	PriorDirs []string
 }
 
 // storageModules are the modules whose lines of modules.dep and
@@ -94,7 +97,7 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 	r := opts.Report
 	if r == nil {
 		var err error
-		if r, err = Run(ctx, Options{DataRoot: opts.DataRoot}); err != nil {
+		if r, err = Run(ctx, Options{DataRoot: opts.DataRoot, PriorDirs: opts.PriorDirs}); err != nil {
 			return nil, err
 		}
 	}
@@ -230,10 +233,17 @@ func capture(ctx context.Context, sink CaptureSink, opts CaptureOptions) ([]stri
 			}
 		}
 	}
-	// The prior-state skeleton: names of the first entries of each driver
-	// dir, as empty files; never their content.
-	for _, d := range append(append([]string{}, PriorDriverNames...), "vfs") {
-		dir := path.Join(opts.DataRoot, d)
+	// The prior-state skeleton: names of the first entries of each
+	// driver's prior-state dir (vfs/dir for vfs), as empty files; never
+	// their content. The dir itself stays a dir, so that the capture
+	// reports the same prior drivers as the host.
+	seen := map[string]bool{}
+	for _, pd := range opts.PriorDirs {
+		if seen[pd] {
+			continue
+		}
+		seen[pd] = true
+		dir := path.Join(opts.DataRoot, pd)
 		entries, err := h.ReadDir(dir)
 		if err != nil || len(entries) == 0 {
 			continue

@@ -4,49 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/graphprobe/graphprobe/version"
 )
-
-var dockerVersionRE = regexp.MustCompile(`(?i)^Docker version ([0-9]+)\.([0-9]+)(?:\.([0-9]+))?`)
-
-// ParseDockerVersion reads `dockerd --version` ("Docker version
-// 20.10.24+dfsg1, build 5d6db84", "Docker version 17.03.2-ce, build f5ec1e2")
-// and returns the numeric version ("20.10.24").
-func ParseDockerVersion(out string) (string, error) {
-	line := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-	m := dockerVersionRE.FindStringSubmatch(line)
-	if m == nil {
-		return "", fmt.Errorf("parse docker version: unexpected output %q", truncate(line, 80))
-	}
-	patch := m[3]
-	if patch == "" {
-		patch = "0"
-	}
-	return strings.Join([]string{trimZeros(m[1]), twoDigits(m[2]), trimZeros(patch)}, "."), nil
-}
-
-func trimZeros(s string) string {
-	t := strings.TrimLeft(s, "0")
-	if t == "" {
-		return "0"
-	}
-	return t
-}
-
-// twoDigits keeps Docker's zero-padded months ("17.03", "17.09").
-func twoDigits(s string) string {
-	s = trimZeros(s)
-	if len(s) == 1 {
-		return "0" + s
-	}
-	return s
-}
 
 // RunCommand runs a host command with a timeout and returns its combined
 // output; it is the default ExecFunc.
@@ -87,10 +52,10 @@ func (p *prober) readDocker() {
 			p.warn("%s --version: %v", bin, err)
 		} else {
 			d.VersionOutput = strings.TrimSpace(string(out))
-			if v, err := ParseDockerVersion(string(out)); err != nil {
+			if v, err := version.ParseDockerd(string(out)); err != nil {
 				p.warn("%v", err)
 			} else {
-				d.Version = v
+				d.Version = v.String()
 			}
 		}
 	}

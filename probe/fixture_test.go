@@ -29,9 +29,14 @@ func writeTree(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// testPriorDirs are the drivers' prior-state dirs, as drivers.PriorDirs
+// gives them (probe's own tests cannot import drivers, which imports
+// probe; cmd's tests hold the callers to drivers.PriorDirs).
+var testPriorDirs = []string{"aufs", "btrfs", "devicemapper", "fuse-overlayfs", "overlay", "overlay2", "vfs/dir", "zfs"}
+
 func runFixture(t *testing.T, dir string) *Report {
 	t.Helper()
-	r, err := Run(context.Background(), Options{RootPrefix: dir})
+	r, err := Run(context.Background(), Options{RootPrefix: dir, PriorDirs: testPriorDirs})
 	if err != nil {
 		t.Fatal(err)
 	}

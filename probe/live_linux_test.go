@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
@@ -38,7 +39,7 @@ func TestLiveFilesystems(t *testing.T) {
 		t.Run(tt.kind, func(t *testing.T) {
 			fs := testutil.NewFS(t, tt.kind, 0)
 			dataRoot := filepath.Join(fs.Dir, "docker")
-			r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+			r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +121,7 @@ func TestLiveDataRootExists(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+	r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestLiveDataRootExists(t *testing.T) {
 	if err := os.Remove(filepath.Join(dataRoot, "vfs", "dir", "abc")); err != nil {
 		t.Fatal(err)
 	}
-	r, err = probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+	r, err = probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,7 @@ import "path"
 // hold data, exactly as a full probe reports them (Report.PriorDrivers):
 // a rerun that reuses a recorded probe reads this afresh, since dockerd's
 // first start fills one of them.
-func PriorDrivers(dataRoot string) []string {
-	p := &prober{h: LiveHost(), r: &Report{PriorDrivers: []string{}}}
-	p.r.DataRoot.Path = path.Clean(dataRoot)
-	p.readPriorDrivers()
-	return p.r.PriorDrivers
+// dirs are the drivers' prior-state dirs, as for Options.PriorDirs.
+func PriorDrivers(dataRoot string, dirs []string) []string {
+	return readPriorDrivers(LiveHost(), path.Clean(dataRoot), dirs)
 }

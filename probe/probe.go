@@ -64,6 +64,11 @@ type Options struct {
 	// fixture the default PATH.
 	DockerdPath     []string
 	DockerdPathFrom string
+	// PriorDirs are the directories under the data-root whose entries are
+	// a storage driver's images and containers (drivers.PriorDirs; the
+	// caller passes them, since probe knows no driver table); the first
+	// path element names the driver in Report.PriorDrivers.
+	PriorDirs []string
 }
 
 // ExecFunc runs name with args and returns its combined output.
@@ -507,25 +512,20 @@ func mountFor(mounts []*mountinfo.Info, p string) *mountinfo.Info {
 }
 
 func (p *prober) readPriorDrivers() {
-	dr := p.r.DataRoot.Path
-	for _, d := range PriorDriverNames {
-		entries, err := p.h.ReadDir(path.Join(dr, d))
-		if err != nil {
-			continue
-		}
-		if len(entries) > 0 {
-			p.r.PriorDrivers = append(p.r.PriorDrivers, d)
-		}
-	}
-	// vfs keeps its layers in vfs/dir, which dockerd makes as soon as it
-	// starts vfs: only layers there are data.
-	if entries, err := p.h.ReadDir(path.Join(dr, "vfs", "dir")); err == nil && len(entries) > 0 {
-		p.r.PriorDrivers = append(p.r.PriorDrivers, "vfs")
-	}
+	p.r.PriorDrivers = readPriorDrivers(p.h, p.r.DataRoot.Path, p.opts.PriorDirs)
 }
 
-// PriorDriverNames are the driver dirs dockerd looks at for prior state.
-// dockerd leaves vfs out and so silently hides vfs images when it picks
-// another driver; the probe reports vfs data too (readPriorDrivers) so
-// that the decision can refuse that.
-var PriorDriverNames = []string{"aufs", "btrfs", "devicemapper", "fuse-overlayfs", "overlay", "overlay2", "zfs"}
+// readPriorDrivers names the drivers whose prior-state dir under dataRoot
+// holds data. dockerd itself leaves vfs out and so silently hides vfs
+// images when it picks another driver; vfs/dir is among the dirs so that
+// the decision can refuse that.
+func readPriorDrivers(h *Host, dataRoot string, dirs []string) []string {
+	out := []string{}
+	for _, d := range dirs {
+		if entries, err := h.ReadDir(path.Join(dataRoot, d)); err == nil && len(entries) > 0 {
+			name, _, _ := strings.Cut(d, "/")
+			out = append(out, name)
+		}
+	}
+	return out
+}

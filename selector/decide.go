@@ -8,6 +8,7 @@ import (
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // Image store modes.
@@ -86,7 +87,7 @@ type Refusal struct {
 
 // Decision is the outcome of Decide.
 type Decision struct {
-	DockerVersion DockerVersion
+	DockerVersion version.Docker
 	// Driver is the graph driver chosen ("" when none or refused).
 	Driver string
 	// StorageDriver is the value for daemon.json's storage-driver: the
@@ -152,7 +153,7 @@ func (d *Decision) Eligible() []string {
 
 // Decide chooses a driver as dockerd of version dv would on the host the
 // report describes, then applies the caller's policy. It is pure.
-func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
+func Decide(r *probe.Report, dv version.Docker, opts Options) *Decision {
 	d := &Decision{DockerVersion: dv, host: r, opts: opts}
 	d.Order = order(dv, opts.Priority)
 	prior := map[string]bool{}
@@ -210,11 +211,11 @@ func Decide(r *probe.Report, dv DockerVersion, opts Options) *Decision {
 }
 
 // order is the policy's priority list followed by the rest of dockerd's.
-func order(dv DockerVersion, policy []string) []string {
+func order(dv version.Docker, policy []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	ships := map[string]bool{}
-	for _, n := range dv.Priority() {
+	for _, n := range ReleaseFor(dv).Priority {
 		ships[n] = true
 	}
 	for _, n := range policy {
@@ -223,7 +224,7 @@ func order(dv DockerVersion, policy []string) []string {
 			seen[n] = true
 		}
 	}
-	for _, n := range dv.Priority() {
+	for _, n := range ReleaseFor(dv).Priority {
 		if !seen[n] {
 			out = append(out, n)
 			seen[n] = true
@@ -322,7 +323,7 @@ func (d *Decision) chooseDriver(r *probe.Report, opts Options, prior map[string]
 	// that switch unless forced.
 	var shipped, removed []string
 	for _, p := range priorList {
-		if ok, _ := d.DockerVersion.Ships(p); ok {
+		if ok, _ := Ships(d.DockerVersion, p); ok {
 			shipped = append(shipped, p)
 		} else {
 			removed = append(removed, p)
@@ -460,7 +461,7 @@ func containerdStoreSource(opts Options) string {
 // run there (no d_type, a data-root on overlayfs) that choice fails to
 // start or to import an image.
 func (d *Decision) noteOwnChoice(r *probe.Report, opts Options) {
-	if !d.DockerVersion.ContainerdStoreDefault() || len(r.PriorDrivers) > 0 || opts.Configured.ContainerdSnapshotter != nil {
+	if !ReleaseFor(d.DockerVersion).ContainerdStoreDefault() || len(r.PriorDrivers) > 0 || opts.Configured.ContainerdSnapshotter != nil {
 		return
 	}
 	if d.ImageStore == StoreContainerd && d.StorageDriver == "overlayfs" {
@@ -476,9 +477,9 @@ func (d *Decision) noteOwnChoice(r *probe.Report, opts Options) {
 // imageStore decides graph driver or containerd store, following dockerd
 // 29's own choice: explicit features.containerd-snapshotter first, then the
 // storage-driver name, then prior graph-driver state, then the default.
-func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Options) (string, *bool) {
+func imageStore(dv version.Docker, driver string, hasPrior bool, opts Options) (string, *bool) {
 	feat := opts.Configured.ContainerdSnapshotter
-	if !dv.ContainerdStoreAvailable() {
+	if !ReleaseFor(dv).ContainerdStoreAvailable() {
 		return StoreGraphDriver, nil
 	}
 	if opts.Driver != "" && opts.ImageStore == "" {
@@ -504,7 +505,7 @@ func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Options) (s
 		if feat != nil && *feat {
 			return StoreContainerd, nil
 		}
-		if !dv.ContainerdStoreDefault() || feat != nil {
+		if !ReleaseFor(dv).ContainerdStoreDefault() || feat != nil {
 			return StoreContainerd, boolPtr(true)
 		}
 		return StoreContainerd, nil
@@ -515,7 +516,7 @@ func imageStore(dv DockerVersion, driver string, hasPrior bool, opts Options) (s
 		}
 		return StoreGraphDriver, nil
 	}
-	if !dv.ContainerdStoreDefault() {
+	if !ReleaseFor(dv).ContainerdStoreDefault() {
 		return StoreGraphDriver, nil
 	}
 	if cfg := opts.Configured.StorageDriver; cfg != "" && GraphDriverFor(cfg) == driver {

@@ -148,7 +148,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Decide(tt.host.report(), MustDockerVersion(tt.docker), tt.opts)
+			d := Decide(tt.host.report(), version.MustDocker(tt.docker), tt.opts)
 			if tt.refusal != "" {
 				if d.Refusal == nil || d.Refusal.Kind != tt.refusal {
 					t.Fatalf("refusal = %+v, want kind %s (driver %q, reason %q)", d.Refusal, tt.refusal, d.Driver, d.Reason)
@@ -188,19 +188,19 @@ func TestDecideContainerdFeature(t *testing.T) {
 	// dockerd 29 reads the name of a graph driver it has (fuse-overlayfs,
 	// btrfs, zfs, overlay2, vfs) as that graph driver: no feature key is
 	// needed, and none is written.
-	d := Decide(with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }).report(), MustDockerVersion("29.0.0"), Options{})
+	d := Decide(with(dind, func(h *host) { h.prior = []string{"fuse-overlayfs"} }).report(), version.MustDocker("29.0.0"), Options{})
 	if d.Driver != "fuse-overlayfs" || d.ImageStore != StoreGraphDriver {
 		t.Fatalf("driver %q store %q", d.Driver, d.ImageStore)
 	}
 	if d.SetContainerdSnapshotter != nil {
 		t.Fatalf("SetContainerdSnapshotter = %v, want unset", *d.SetContainerdSnapshotter)
 	}
-	d = Decide(btrfsRoot.report(), MustDockerVersion("29.0.0"), Options{Priority: []string{"btrfs"}})
+	d = Decide(btrfsRoot.report(), version.MustDocker("29.0.0"), Options{Priority: []string{"btrfs"}})
 	if d.StorageDriver != "btrfs" || d.ImageStore != StoreGraphDriver || d.SetContainerdSnapshotter != nil {
 		t.Fatalf("btrfs: %+v", d)
 	}
 	// overlay2 in the containerd store on 29: "overlayfs" alone does it.
-	d = Decide(modernExt4.report(), MustDockerVersion("29.0.0"), Options{})
+	d = Decide(modernExt4.report(), version.MustDocker("29.0.0"), Options{})
 	if d.SetContainerdSnapshotter != nil {
 		t.Fatalf("SetContainerdSnapshotter = %v, want unset", *d.SetContainerdSnapshotter)
 	}
@@ -229,7 +229,7 @@ func TestEligibilityReasons(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := eligibility(tt.host.report(), MustDockerVersion(tt.docker), tt.driver)
+			v := eligibility(tt.host.report(), version.MustDocker(tt.docker), tt.driver)
 			if v.eligible {
 				t.Fatalf("%s eligible, want rejected", tt.driver)
 			}
@@ -282,17 +282,17 @@ func TestZfsBackingByRelease(t *testing.T) {
 	// Docker before 20.10 refuses overlay2 on zfs by name; from 20.10 it
 	// only tries a mount, which works on zfs 2.2 and later.
 	zfs := host{release: "6.5.0", fs: "zfs", dtype: yes, overlay: yes, multi: yes}
-	if v := eligibility(zfs.report(), MustDockerVersion("19.03.15"), "overlay2"); v.eligible || !strings.Contains(strings.Join(v.reasons, "|"), "refuses it by name") {
+	if v := eligibility(zfs.report(), version.MustDocker("19.03.15"), "overlay2"); v.eligible || !strings.Contains(strings.Join(v.reasons, "|"), "refuses it by name") {
 		t.Errorf("19.03 on zfs: %+v", v)
 	}
-	if v := eligibility(zfs.report(), MustDockerVersion("20.10.24"), "overlay2"); !v.eligible {
+	if v := eligibility(zfs.report(), version.MustDocker("20.10.24"), "overlay2"); !v.eligible {
 		t.Errorf("20.10 on zfs with a working test mount: %+v", v)
 	}
 	noMount := with(zfs, func(h *host) { h.multiHow = probe.MethodVersion })
-	if v := eligibility(noMount.report(), MustDockerVersion("25.0.3"), "overlay2"); !v.eligible || len(v.unverified) == 0 {
+	if v := eligibility(noMount.report(), version.MustDocker("25.0.3"), "overlay2"); !v.eligible || len(v.unverified) == 0 {
 		t.Errorf("25 on zfs without a test mount: %+v, want eligible but unverified", v)
 	}
-	if v := eligibility(dind.report(), MustDockerVersion("25.0.3"), "overlay2"); v.eligible || !strings.Contains(strings.Join(v.reasons, "|"), "upper layer") {
+	if v := eligibility(dind.report(), version.MustDocker("25.0.3"), "overlay2"); v.eligible || !strings.Contains(strings.Join(v.reasons, "|"), "upper layer") {
 		t.Errorf("25 on overlayfs: %+v", v)
 	}
 }

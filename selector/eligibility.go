@@ -2,6 +2,7 @@ package selector
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/graphprobe/graphprobe/drivers"
@@ -35,127 +36,143 @@ func (v *verdict) reject(reason, hint string) {
 
 func (v *verdict) unknown(what string) { v.unverified = append(v.unverified, what) }
 
+// driverRule is how eligibility reads a driver's probe fact
+// (drivers.Info.Fact) and what it checks beyond it. Every driver in the
+// registry has one (TestEveryDriverHasARule), so a newly registered driver
+// cannot be rejected silently.
+type driverRule struct {
+	// unavailable prefixes the fact's detail when the fact says no ("":
+	// the detail alone), unknown when the fact is unknown.
+	unavailable, unknown string
+	// hint is the remedy when the fact gives none.
+	hint string
+	// module: a loadable module of the fact's name is loaded before a
+	// live init, as dockerd does.
+	module bool
+	// mountDecides: from the releases that stop refusing backing
+	// filesystems by name (Release.RefusesOverlayFSByName false), dockerd
+	// decides by a test mount instead.
+	mountDecides bool
+	// extra applies the driver's own rules once the fact allowed it; it
+	// returns false when it rejected the driver.
+	extra func(r *probe.Report, rel Release, dv version.Docker, driver string, v *verdict) bool
+}
+
+var driverRules = map[string]driverRule{
+	"overlay2":       {unavailable: "overlay is not available: ", unknown: "overlay: ", module: true, mountDecides: true, extra: overlayRules},
+	"overlay":        {unavailable: "overlay is not available: ", unknown: "overlay: ", module: true, mountDecides: true, extra: overlayRules},
+	"aufs":           {unavailable: "aufs is not available: ", unknown: "aufs module: ", module: true, hint: "install the distribution's aufs module package (Ubuntu: linux-image-extra-$(uname -r); Debian: aufs-dkms)"},
+	"fuse-overlayfs": {unavailable: "fuse-overlayfs is not usable: ", unknown: "fuse-overlayfs: ", hint: "install the fuse-overlayfs package"},
+	"btrfs":          {unknown: "btrfs: "},
+	"zfs":            {unknown: "zfs: "},
+	"devicemapper": {unknown: "devicemapper: ", extra: func(_ *probe.Report, _ Release, _ version.Docker, _ string, v *verdict) bool {
+		v.reasons = append(v.reasons, "devicemapper without a configured thin pool runs on loop devices (loop-lvm), which Docker strongly discourages for production")
+		return true
+	}},
+	"vfs": {extra: func(_ *probe.Report, _ Release, _ version.Docker, _ string, v *verdict) bool {
+		v.reasons = append(v.reasons, "vfs always works, but copies every layer in full: slow and space-hungry")
+		return true
+	}},
+}
+
 // eligibility decides whether dockerd of version dv can run driver on the
 // host the report describes. It is pure.
-func eligibility(r *probe.Report, dv DockerVersion, driver string) verdict {
+func eligibility(r *probe.Report, dv version.Docker, driver string) verdict {
 	v := verdict{eligible: true}
-	if ok, why := dv.Ships(driver); !ok {
+	if ok, why := Ships(dv, driver); !ok {
 		hint := "use overlay2; migrating keeps no images: docker save them first, or re-pull"
-		if driver == "fuse-overlayfs" {
-			hint = "upgrade Docker to 20.10 or later"
+		if ra, ok := addedIn(driver); ok && dv.Less(ra.Since) {
+			hint = "upgrade Docker to " + ra.Since.Line() + " or later"
 		}
 		v.reject(why, hint)
 		return v
 	}
-	info, _ := drivers.Lookup(driver)
-	fs := r.DataRoot.Filesystem
-	refuses := func() bool {
-		for _, bad := range info.RefusedBackingFS {
-			if fs != bad {
-				continue
-			}
-			hint := "put the data-root on ext4 or xfs (for example a dedicated volume mounted at " + r.DataRoot.Path + ")"
-			if fs == "overlayfs" {
-				hint = "the data-root is itself on overlayfs (a container, or Docker-in-Docker): mount a volume at " + r.DataRoot.Path + ", or use fuse-overlayfs (Docker 20.10+)"
-			}
-			overlayFamily := driver == "overlay2" || driver == "overlay"
-			switch {
-			case !overlayFamily || dv.Less(dv2010):
-				v.reject(fmt.Sprintf("backing filesystem %s is unsupported by %s (Docker %s refuses it by name)", fs, driver, dv), hint)
-				return true
-			case kernelRefusesUpper[fs]:
-				// From 20.10 dockerd only tries a mount (moby #40210), which
-				// fails here: the kernel cannot put overlay's upper layer
-				// on this filesystem.
-				v.reject(fmt.Sprintf("the kernel cannot use %s as overlay's upper layer (dockerd's test mount fails: \"failed to mount overlay: invalid argument\")", fs), hint)
-				return true
-			default:
-				// zfs 2.2 and later can back overlay: only the test mount
-				// on the data-root can tell.
-				if ml := r.Fact(probe.FactMultiLowerdir); ml.Method != probe.MethodMountTest && ml.Method != probe.MethodCaptured {
-					v.unknown(fmt.Sprintf("overlay on %s: Docker %s decides by a test mount, which this probe could not run on the data-root", fs, dv))
-				}
-			}
-		}
-		return false
-	}
-	switch driver {
-	case "overlay2", "overlay":
-		ov := r.Fact(probe.FactOverlay)
-		if ov.No() {
-			v.reject("overlay is not available: "+ov.Detail, ov.Hint)
-			return v
-		}
-		if !ov.Known() {
-			v.unknown("overlay: " + ov.Detail)
-		}
-		if ov.Module == probe.ModuleLoadable {
-			v.module = "overlay"
-		}
-		if refuses() {
-			return v
-		}
-		dt := r.Fact(probe.FactDType)
-		switch {
-		case dt.No() && dv.Less(dv1712):
-			// 17.03–17.09 logged the warning and ran the driver all the
-			// same; 17.12 made it an error.
-			v.reasons = append(v.reasons, fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior; Docker %s only warns and runs %s anyway (17.12 and later refuse it): %s", fs, dv, driver, hostsys.DTypeHint(fs)))
-		case dt.No():
-			v.reject(fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior", fs), hostsys.DTypeHint(fs))
-			return v
-		}
-		if !dt.Known() {
-			v.unknown("d_type: " + dt.Detail)
-		}
-		if driver == "overlay2" {
-			overlay2Rules(r, dv, &v)
-		}
-	case "aufs":
-		f := r.Fact(probe.FactAufs)
-		if f.No() {
-			v.reject("aufs is not available: "+f.Detail, orHint(f.Hint, "install the distribution's aufs module package (Ubuntu: linux-image-extra-$(uname -r); Debian: aufs-dkms)"))
-			return v
-		}
-		if !f.Known() {
-			v.unknown("aufs module: " + f.Detail)
-		}
-		if f.Module == probe.ModuleLoadable {
-			v.module = "aufs"
-		}
-		refuses()
-	case "fuse-overlayfs":
-		f := r.Fact(probe.FactFuseOverlayfs)
-		if f.No() {
-			v.reject("fuse-overlayfs is not usable: "+f.Detail, orHint(f.Hint, "install the fuse-overlayfs package"))
-			return v
-		}
-		if !f.Known() {
-			v.unknown("fuse-overlayfs: " + f.Detail)
-		}
-	case "btrfs", "zfs", "devicemapper":
-		f := r.Fact(map[string]string{"btrfs": probe.FactBtrfs, "zfs": probe.FactZfs, "devicemapper": probe.FactDevicemapper}[driver])
-		if f.No() {
-			v.reject(f.Detail, f.Hint)
-			return v
-		}
-		if !f.Known() {
-			v.unknown(driver + ": " + f.Detail)
-		}
-		if driver == "devicemapper" {
-			v.reasons = append(v.reasons, "devicemapper without a configured thin pool runs on loop devices (loop-lvm), which Docker strongly discourages for production")
-		}
-	case "vfs":
-		v.reasons = append(v.reasons, "vfs always works, but copies every layer in full: slow and space-hungry")
-	default:
+	info, known := drivers.Lookup(driver)
+	rule, ok := driverRules[driver]
+	if !known || !ok {
 		v.reject("unknown driver", "")
+		return v
+	}
+	rel := ReleaseFor(dv)
+	if info.Fact != "" {
+		f := r.Fact(info.Fact)
+		if f.No() {
+			v.reject(rule.unavailable+f.Detail, orHint(f.Hint, rule.hint))
+			return v
+		}
+		if !f.Known() {
+			v.unknown(rule.unknown + f.Detail)
+		}
+		if rule.module && f.Module == probe.ModuleLoadable {
+			v.module = info.Fact
+		}
+	}
+	if refusesBackingFS(r, rel, dv, info, rule, &v) {
+		return v
+	}
+	if rule.extra != nil {
+		rule.extra(r, rel, dv, driver, &v)
 	}
 	return v
 }
 
+// refusesBackingFS applies the driver's refused backing filesystems
+// (drivers.Info.RefusedBackingFS) as release rel does, and reports whether
+// it rejected the driver.
+func refusesBackingFS(r *probe.Report, rel Release, dv version.Docker, info drivers.Info, rule driverRule, v *verdict) bool {
+	fs := r.DataRoot.Filesystem
+	if !slices.Contains(info.RefusedBackingFS, fs) {
+		return false
+	}
+	hint := "put the data-root on ext4 or xfs (for example a dedicated volume mounted at " + r.DataRoot.Path + ")"
+	if fs == "overlayfs" {
+		hint = "the data-root is itself on overlayfs (a container, or Docker-in-Docker): mount a volume at " + r.DataRoot.Path + ", or use fuse-overlayfs (Docker 20.10+)"
+	}
+	switch {
+	case !rule.mountDecides || rel.RefusesOverlayFSByName:
+		v.reject(fmt.Sprintf("backing filesystem %s is unsupported by %s (Docker %s refuses it by name)", fs, info.Name, dv), hint)
+		return true
+	case slices.Contains(info.KernelRefusedFS, fs):
+		// From 20.10 dockerd only tries a mount (moby #40210), which
+		// fails here: the kernel cannot put overlay's upper layer on
+		// this filesystem.
+		v.reject(fmt.Sprintf("the kernel cannot use %s as overlay's upper layer (dockerd's test mount fails: \"failed to mount overlay: invalid argument\")", fs), hint)
+		return true
+	}
+	// zfs 2.2 and later can back overlay: only the test mount on the
+	// data-root can tell.
+	if ml := r.Fact(probe.FactMultiLowerdir); ml.Method != probe.MethodMountTest && ml.Method != probe.MethodCaptured {
+		v.unknown(fmt.Sprintf("overlay on %s: Docker %s decides by a test mount, which this probe could not run on the data-root", fs, dv))
+	}
+	return false
+}
+
+// overlayRules are overlay's and overlay2's rules past the overlay fact and
+// the backing filesystem: d_type, and for overlay2 the kernel check.
+func overlayRules(r *probe.Report, rel Release, dv version.Docker, driver string, v *verdict) bool {
+	fs := r.DataRoot.Filesystem
+	dt := r.Fact(probe.FactDType)
+	switch {
+	case dt.No() && rel.DTypeWarnOnly:
+		// 17.03–17.09 logged the warning and ran the driver all the
+		// same; 17.12 made it an error.
+		v.reasons = append(v.reasons, fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior; Docker %s only warns and runs %s anyway (17.12 and later refuse it): %s", fs, dv, driver, hostsys.DTypeHint(fs)))
+	case dt.No():
+		v.reject(fmt.Sprintf("the backing %s filesystem is formatted without d_type support, which leads to incorrect behavior", fs), hostsys.DTypeHint(fs))
+		return false
+	}
+	if !dt.Known() {
+		v.unknown("d_type: " + dt.Detail)
+	}
+	if driver == "overlay2" {
+		overlay2Rules(r, rel, dv, v)
+	}
+	return v.eligible
+}
+
 // overlay2Rules applies how each Docker release decides that overlay2 can
 // run on the kernel.
-func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
+func overlay2Rules(r *probe.Report, rel Release, dv version.Docker, v *verdict) {
 	ml := r.Fact(probe.FactMultiLowerdir)
 	kv, kvOK := r.Kernel.Parsed()
 	versionOK := kvOK && kv.AtLeast(version.K(4, 0))
@@ -166,7 +183,7 @@ func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
 	if !ml.Known() {
 		v.unknown("multiple lower layers: " + ml.Detail)
 	}
-	switch dv.overlay2Check() {
+	switch rel.Overlay2Check {
 	case checkKernelVersion:
 		if !kvOK {
 			v.unknown("Docker " + dv.String() + " checks the kernel version for overlay2, and the release is unknown")
@@ -187,15 +204,6 @@ func overlay2Rules(r *probe.Report, dv DockerVersion, v *verdict) {
 		}
 	}
 }
-
-var (
-	dv1712 = DockerVersion{17, 12, 0}
-	dv2010 = DockerVersion{20, 10, 0}
-)
-
-// kernelRefusesUpper are filesystems the kernel refuses as overlay's upper
-// layer, whatever dockerd checks.
-var kernelRefusesUpper = map[string]bool{"overlayfs": true, "aufs": true, "nfs": true}
 
 // joinReasons makes a one-line reason.
 func joinReasons(rs []string) string { return strings.Join(rs, "; ") }

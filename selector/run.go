@@ -16,6 +16,7 @@ import (
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/selector/dockerflags"
 	"github.com/graphprobe/graphprobe/selector/policy"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // Request is one `graphprobe select` (or `bench`) run.
@@ -31,7 +32,7 @@ type Request struct {
 	Flags *dockerflags.Report
 	// DockerVersion is the target release; Source says where it came from
 	// ("flag", "dockerd", "newest-known").
-	DockerVersion       DockerVersion
+	DockerVersion       version.Docker
 	DockerVersionSource string
 	Policy              *policy.Policy
 	// Driver is --driver.
@@ -137,8 +138,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		StorageOpts:         []string{},
 		Probe:               r,
 	}
-	if req.DockerVersion.Newer() {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("Docker %s is newer than any release graphprobe knows: it applies the rules of Docker %d (priority %s); check the result against that dockerd", req.DockerVersion, NewestKnown.Major, strings.Join(req.DockerVersion.Priority(), ", ")))
+	if Newer(req.DockerVersion) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("Docker %s is newer than any release graphprobe knows: it applies the rules of Docker %d (priority %s); check the result against that dockerd", req.DockerVersion, NewestKnown.Major, strings.Join(ReleaseFor(req.DockerVersion).Priority, ", ")))
 	}
 	pol := req.Policy
 	if pol == nil {
@@ -159,7 +160,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		opts.ImageStore = req.ImageStore
 	}
 	if len(pol.Priority) > 0 || len(pol.Exclude) > 0 {
-		order := pol.Order(req.DockerVersion.Priority())
+		order := pol.Order(ReleaseFor(req.DockerVersion).Priority)
 		opts.Priority = order
 		for _, n := range drivers.Names() {
 			if !contains(order, n) {
@@ -223,7 +224,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return ProveRequest{
 			Drivers: names, All: all, Mode: mode, Sizes: sizes, Budget: pol.Benchmark.Budget,
 			StorageOpts: storageOptsFor(d, names, existing, req.DockerVersion), Modules: mods, LoadModules: req.LoadModules,
-			WarnNoDType:   req.DockerVersion.Less(dv1712),
+			WarnNoDType:   ReleaseFor(req.DockerVersion).DTypeWarnOnly,
 			ScratchParent: r.DataRoot.ProbedPath, Progress: req.Progress, Exec: req.Exec,
 		}
 	}
@@ -362,7 +363,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return res, nil
 	}
 
-	optsRes := daemonjson.StorageOpts(existing, d.StorageDriver, req.DockerVersion.String(), d.StorageOpts)
+	optsRes := daemonjson.StorageOpts(existing, d.StorageDriver, req.DockerVersion, d.StorageOpts)
 	res.StorageOpts = optsRes.Opts
 	if res.StorageOpts == nil {
 		res.StorageOpts = []string{}
@@ -469,11 +470,11 @@ func mergeProve(a, b *ProveResult) *ProveResult {
 // to it, the policy's, graphprobe's own), less override_kernel_check,
 // which is for old dockerd's version check where graphprobe's drivers
 // test.
-func storageOptsFor(d *Decision, names []string, existing []string, dv DockerVersion) map[string][]string {
+func storageOptsFor(d *Decision, names []string, existing []string, dv version.Docker) map[string][]string {
 	out := map[string][]string{}
 	for _, n := range names {
 		if c := d.Candidate(n); c != nil {
-			for _, o := range daemonjson.StorageOpts(existing, n, dv.String(), c.StorageOpts).Opts {
+			for _, o := range daemonjson.StorageOpts(existing, n, dv, c.StorageOpts).Opts {
 				if !strings.Contains(o, "override_kernel_check") {
 					out[n] = append(out[n], o)
 				}
@@ -500,9 +501,9 @@ type userOpt struct{ opt, from string }
 
 // userStorageOpts are the options of a driver that the user set: in
 // daemon.json, or in the policy.
-func userStorageOpts(d *Decision, name string, existing []string, pol *policy.Policy, dv DockerVersion) []userOpt {
+func userStorageOpts(d *Decision, name string, existing []string, pol *policy.Policy, dv version.Docker) []userOpt {
 	var out []userOpt
-	for _, o := range daemonjson.StorageOpts(existing, name, dv.String(), nil).Opts {
+	for _, o := range daemonjson.StorageOpts(existing, name, dv, nil).Opts {
 		out = append(out, userOpt{o, "daemon.json"})
 	}
 	for _, o := range pol.StorageOpts[name] {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -52,7 +53,7 @@ func checkCapture(t *testing.T, k Kernel, secs map[string]Section) {
 		t.Errorf("kernel %s: unpack the capture: %v: %s", k.Release, err, out)
 		return
 	}
-	r, err := probe.Run(context.Background(), probe.Options{RootPrefix: dir})
+	r, err := probe.Run(context.Background(), probe.Options{RootPrefix: dir, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Errorf("kernel %s: probe the capture: %v", k.Release, err)
 		return

@@ -2,28 +2,11 @@ package daemonjson
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/version"
 )
-
-// optionPrefixes are the storage-opt key prefixes each driver owns. dockerd
-// hands every storage-opt to the one driver in use, which refuses keys it
-// does not know ("overlay2: unknown option dm.basesize"), so options of any
-// other driver must go. vfs also takes the bare key "size".
-var optionPrefixes = map[string][]string{
-	"overlay2":       {"overlay2."},
-	"overlay":        {"overlay."},
-	"fuse-overlayfs": {"fuse-overlayfs."},
-	"btrfs":          {"btrfs."},
-	"zfs":            {"zfs."},
-	"aufs":           {"aufs."},
-	"devicemapper":   {"dm."},
-	"vfs":            {"vfs."},
-}
-
-var bareOptions = map[string][]string{
-	"vfs": {"size"},
-}
 
 // OptionKey returns the key of a storage-opt ("overlay2.size=10G" →
 // "overlay2.size"), lower-cased and trimmed as dockerd compares it, and
@@ -38,32 +21,11 @@ func OptionKey(opt string) (string, bool) {
 }
 
 // OptionBelongs reports whether storage-opt key (from OptionKey) is one of
-// driver's own. Unknown drivers own nothing.
-func OptionBelongs(driver, key string) bool {
-	for _, p := range optionPrefixes[driver] {
-		if strings.HasPrefix(key, p) && len(key) > len(p) {
-			return true
-		}
-	}
-	for _, b := range bareOptions[driver] {
-		if key == b {
-			return true
-		}
-	}
-	return false
-}
-
-// optionOwner names the driver whose prefix key carries, for messages.
-func optionOwner(key string) string {
-	for d, ps := range optionPrefixes {
-		for _, p := range ps {
-			if strings.HasPrefix(key, p) {
-				return d
-			}
-		}
-	}
-	return ""
-}
+// driver's own (drivers.Info's OptionPrefixes and OptionKeys). dockerd
+// hands every storage-opt to the one driver in use, which refuses keys it
+// does not know, so options of any other driver must go. Unknown drivers
+// own nothing.
+func OptionBelongs(driver, key string) bool { return drivers.OwnsOption(driver, key) }
 
 // DroppedOpt is a storage-opt that StorageOpts removed, and why.
 type DroppedOpt struct {
@@ -82,13 +44,13 @@ type OptsResult struct {
 
 // StorageOpts computes the storage-opts for driver from the existing list
 // and the policy's options for that driver, for the Docker release
-// dockerVersion ("" means the newest). It keeps the existing options that
+// dockerVersion (the zero version means the newest). It keeps the existing options that
 // belong to driver in their order, drops the others (dockerd refuses
 // options of other drivers), drops overlay2.override_kernel_check where
 // Docker ignores or refuses it, and applies the policy's options, which
 // replace an existing option with the same key in place. Every dropped
 // option is reported with its reason so that the caller can show it.
-func StorageOpts(existing []string, driver, dockerVersion string, policy []string) OptsResult {
+func StorageOpts(existing []string, driver string, dockerVersion version.Docker, policy []string) OptsResult {
 	var res OptsResult
 	res.Opts = []string{}
 	index := map[string]int{} // key → position in res.Opts
@@ -140,60 +102,38 @@ func StorageOpts(existing []string, driver, dockerVersion string, policy []strin
 }
 
 // refuseOption says why key cannot be kept for driver, or "".
-func refuseOption(driver, key, dockerVersion string) string {
+func refuseOption(driver, key string, dockerVersion version.Docker) string {
 	if !OptionBelongs(driver, key) {
-		if owner := optionOwner(key); owner != "" {
+		if owner := drivers.OptionOwner(key); owner != "" {
 			return fmt.Sprintf("an option of %s, not %s: dockerd refuses another driver's options", owner, driver)
 		}
 		return fmt.Sprintf("not an option of %s: dockerd refuses unknown options", driver)
 	}
 	if key == driver+".override_kernel_check" && (driver == "overlay2" || driver == "overlay") {
 		switch {
-		case VersionAtLeast(dockerVersion, 24, 0, 0):
+		case atLeast(dockerVersion, okcRefusedSince):
 			return fmt.Sprintf("%s is an unknown option from Docker 24 on: dockerd would not start", key)
-		case VersionAtLeast(dockerVersion, 19, 3, 7):
+		case atLeast(dockerVersion, okcIgnoredSince):
 			return fmt.Sprintf("%s is ignored since Docker 19.03.7 and stops Docker 24 from starting", key)
 		}
 	}
 	return ""
 }
 
-// VersionAtLeast reports whether Docker release v ("20.10.24",
-// "17.03.2-ce", "v25.0.3+dfsg1") is at least major.minor.patch. An empty
-// or unreadable v counts as the newest release, the contract's default.
-func VersionAtLeast(v string, major, minor, patch int) bool {
-	got, ok := parseVersion(v)
-	if !ok {
-		return true
-	}
-	want := [3]int{major, minor, patch}
-	for i := range got {
-		if got[i] != want[i] {
-			return got[i] > want[i]
-		}
-	}
-	return true
-}
+// The releases that changed what daemon.json may hold; selector's release
+// table has the same rows, and its tests hold the two to each other.
+var (
+	// overlay2.override_kernel_check is ignored from 19.03.7 and an
+	// unknown option that stops dockerd from 24.0.
+	okcIgnoredSince = version.Docker{Major: 19, Minor: 3, Patch: 7}
+	okcRefusedSince = version.Docker{Major: 24}
+	// The containerd image store is the default from 29.0.
+	containerdDefaultSince = version.Docker{Major: 29}
+)
 
-func parseVersion(v string) ([3]int, bool) {
-	var out [3]int
-	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	if i := strings.IndexAny(v, "-+~ "); i >= 0 {
-		v = v[:i]
-	}
-	parts := strings.Split(v, ".")
-	if v == "" || len(parts) > 3 {
-		return out, false
-	}
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return out, false
-		}
-		out[i] = n
-	}
-	return out, true
-}
+// atLeast is v.AtLeast(o), where the zero version, "not known", counts as
+// the newest release, the contract's default.
+func atLeast(v, o version.Docker) bool { return v.IsZero() || v.AtLeast(o) }
 
 // SnapshotterFor returns the smallest change to
 // features.containerd-snapshotter that gives the wanted image store on
@@ -204,12 +144,12 @@ func parseVersion(v string) ([3]int, bool) {
 // true is set to false; a contradicting false is removed). Before 29 the
 // containerd store is opt-in: it needs true, and a true must go for the
 // graph driver store.
-func SnapshotterFor(dockerVersion string, doc *Document, containerd bool) SnapshotterChange {
+func SnapshotterFor(dockerVersion version.Docker, doc *Document, containerd bool) SnapshotterChange {
 	var cur *bool
 	if doc != nil {
 		cur = doc.Snapshotter
 	}
-	v29 := VersionAtLeast(dockerVersion, 29, 0, 0)
+	v29 := atLeast(dockerVersion, containerdDefaultSince)
 	switch {
 	case containerd && cur != nil && *cur:
 		return SnapshotterKeep

@@ -3,6 +3,8 @@ package daemonjson
 import (
 	"reflect"
 	"testing"
+
+	"github.com/graphprobe/graphprobe/version"
 )
 
 func TestStorageOpts(t *testing.T) {
@@ -91,7 +93,7 @@ func TestStorageOpts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := StorageOpts(tt.existing, tt.driver, tt.version, tt.policy)
+			got := StorageOpts(tt.existing, tt.driver, dockerVersion(tt.version), tt.policy)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got  %#v\nwant %#v", got, tt.want)
 			}
@@ -99,7 +101,14 @@ func TestStorageOpts(t *testing.T) {
 	}
 }
 
-func TestVersionAtLeast(t *testing.T) {
+// dockerVersion parses a release of a test table; "" or an unreadable one
+// gives the zero version, which stands for the newest.
+func dockerVersion(s string) version.Docker {
+	v, _ := version.ParseDocker(s)
+	return v
+}
+
+func TestAtLeast(t *testing.T) {
 	tests := []struct {
 		v                   string
 		major, minor, patch int
@@ -118,8 +127,8 @@ func TestVersionAtLeast(t *testing.T) {
 		{"garbage", 29, 0, 0, true},
 	}
 	for _, tt := range tests {
-		if got := VersionAtLeast(tt.v, tt.major, tt.minor, tt.patch); got != tt.want {
-			t.Errorf("VersionAtLeast(%q, %d.%d.%d) = %v, want %v", tt.v, tt.major, tt.minor, tt.patch, got, tt.want)
+		if got := atLeast(dockerVersion(tt.v), version.Docker{Major: tt.major, Minor: tt.minor, Patch: tt.patch}); got != tt.want {
+			t.Errorf("atLeast(%q, %d.%d.%d) = %v, want %v", tt.v, tt.major, tt.minor, tt.patch, got, tt.want)
 		}
 	}
 }
@@ -154,7 +163,7 @@ func TestSnapshotterFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := SnapshotterFor(tt.version, tt.doc, tt.containerd); got != tt.want {
+			if got := SnapshotterFor(dockerVersion(tt.version), tt.doc, tt.containerd); got != tt.want {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 		})

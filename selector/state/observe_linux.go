@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/buildinfo"
 	"github.com/graphprobe/graphprobe/internal/hostsys"
 	"github.com/graphprobe/graphprobe/probe"
@@ -205,7 +206,7 @@ func observeDataRoot(o *Observation, dataRoot string) error {
 	}
 	o.DataRoot.UUID = uuidOf(dev)
 
-	o.Prior = probe.PriorDrivers(dr)
+	o.Prior = probe.PriorDrivers(dr, drivers.PriorDirs())
 	return nil
 }
 

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/dockertest"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // dockerd20 is the release the engine cache holds (dockertest.WantVersion).
@@ -99,7 +101,7 @@ func TestDockerdDefaultDriver(t *testing.T) {
 
 			// graphprobe's prediction, made first: once dockerd has run,
 			// its driver directory is prior state and decides by itself.
-			report, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+			report, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 			if err != nil {
 				t.Fatalf("probe: %v", err)
 			}
@@ -108,7 +110,7 @@ func TestDockerdDefaultDriver(t *testing.T) {
 				// see the binary, so neither may the prediction.
 				report.Facts[probe.FactFuseOverlayfs] = probe.Fact{Supported: probe.Bool(false), Method: probe.MethodFile, Detail: "hidden from this dockerd's PATH"}
 			}
-			decision := selector.Decide(report, selector.MustDockerVersion(dockerd20), selector.Options{})
+			decision := selector.Decide(report, version.MustDocker(dockerd20), selector.Options{})
 
 			d := dockertest.Start(t, dockertest.Options{DataRoot: dataRoot, Path: path})
 			info := d.Info(t)

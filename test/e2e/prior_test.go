@@ -7,21 +7,23 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/dockertest"
 	"github.com/graphprobe/graphprobe/internal/testutil"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // predict runs graphprobe's probe and decision for dockerd 20.10 on a
 // data-root.
 func predict(t *testing.T, dataRoot string) *selector.Decision {
 	t.Helper()
-	r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot})
+	r, err := probe.Run(context.Background(), probe.Options{DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	return selector.Decide(r, selector.MustDockerVersion(dockerd20), selector.Options{})
+	return selector.Decide(r, version.MustDocker(dockerd20), selector.Options{})
 }
 
 // populate starts dockerd with a configured driver and imports an image,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
 )
 
@@ -60,7 +61,7 @@ func runCapture(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	files, err := probe.CaptureTo(ctx, out, probe.CaptureOptions{DataRoot: r.DataRoot.Path, ConfigPath: c.configPath(), Report: r})
+	files, err := probe.CaptureTo(ctx, out, probe.CaptureOptions{DataRoot: r.DataRoot.Path, ConfigPath: c.configPath(), Report: r, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		return withCode(ExitRuntime, err)
 	}

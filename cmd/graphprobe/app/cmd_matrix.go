@@ -12,18 +12,27 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // ExpectFile is the expected-decision file matrix looks for next to the
 // captures.
 const ExpectFile = "expected-decisions.yaml"
 
-// defaultMatrixVersions are one Docker release per change of the rules.
-var defaultMatrixVersions = []string{"17.03.2", "18.09.9", "20.10.24", "23.0.6", "24.0.9", "25.0.5", "29.0.0"}
+// defaultMatrixVersions are one Docker release per change of the rules,
+// the samples of selector's release table.
+var defaultMatrixVersions = func() []string {
+	var out []string
+	for _, v := range selector.MatrixReleases() {
+		out = append(out, v.String())
+	}
+	return out
+}()
 
 var matrixUsage = `Usage: graphprobe matrix DIR... [FLAGS]
 
@@ -93,7 +102,7 @@ func runMatrix(ctx context.Context, e *env, args []string) error {
 	if len(versions) == 0 {
 		versions = defaultMatrixVersions
 	}
-	var dvs []selector.DockerVersion
+	var dvs []version.Docker
 	for _, v := range versions {
 		dv, err := selector.ParseDockerVersion(v)
 		if err != nil {
@@ -205,7 +214,7 @@ func captureName(p string) string {
 }
 
 // matrixHost decides for one capture and every release.
-func matrixHost(ctx context.Context, h captureRef, dvs []selector.DockerVersion) ([]MatrixRow, error) {
+func matrixHost(ctx context.Context, h captureRef, dvs []version.Docker) ([]MatrixRow, error) {
 	dir, cleanup, err := probe.OpenCapture(h.path)
 	if err != nil {
 		return nil, err
@@ -224,7 +233,7 @@ func matrixHost(ctx context.Context, h captureRef, dvs []selector.DockerVersion)
 		}
 		dataRoot = doc.DataRoot
 	}
-	popts := probe.Options{RootPrefix: dir, DataRoot: dataRoot}
+	popts := probe.Options{RootPrefix: dir, DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()}
 	flags, err := scanDockerd(dir, &popts)
 	if err != nil {
 		return nil, err

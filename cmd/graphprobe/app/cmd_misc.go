@@ -8,6 +8,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/internal/buildinfo"
+	"github.com/graphprobe/graphprobe/selector"
 )
 
 func versionCommand() *command {
@@ -86,17 +87,14 @@ func renderDriversText(w io.Writer, s *style, all []drivers.Info) {
 		if !d.Implemented {
 			needs += s.dim(" [graphprobe cannot benchmark it]")
 		}
-		fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", d.Name, ship, k, d.Snapshotter, needs)
+		snap := d.Snapshotter
+		if snap == "" {
+			snap = "-"
+		}
+		fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", d.Name, ship, k, snap, needs)
 	}
 }
 
-// prevRelease names the last release before removal ("24.0" -> "23.0").
-func prevRelease(removed string) string {
-	switch removed {
-	case "24.0":
-		return "23.0"
-	case "25.0":
-		return "24.0"
-	}
-	return "<" + removed
-}
+// prevRelease names the last release line before removal ("24.0" ->
+// "23.0"), from selector's release table.
+func prevRelease(removed string) string { return selector.LastShippedLine(removed) }

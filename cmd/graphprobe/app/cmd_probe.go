@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 )
@@ -106,7 +107,7 @@ func doProbe(ctx context.Context, c *commonFlags, loadModules bool) (*probe.Repo
 	if err != nil {
 		return nil, err
 	}
-	opts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dr, LoadModules: loadModules}
+	opts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dr, LoadModules: loadModules, PriorDirs: drivers.PriorDirs()}
 	// A unit that cannot be read hides only where dockerd looks for
 	// fuse-overlayfs: the probe then uses the default PATH.
 	_, _ = scanDockerd(c.rootPrefix, &opts)

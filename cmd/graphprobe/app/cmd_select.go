@@ -18,6 +18,7 @@ import (
 	"github.com/graphprobe/graphprobe/selector/lock"
 	"github.com/graphprobe/graphprobe/selector/policy"
 	"github.com/graphprobe/graphprobe/selector/state"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 const selectUsage = `Usage: graphprobe select [FLAGS]
@@ -162,7 +163,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 			return usageErrorf("select: --driver %s is a containerd snapshotter; with --image-store graphdriver use --driver %s", driver, selector.GraphDriverFor(driver))
 		}
 	}
-	var dv selector.DockerVersion
+	var dv version.Docker
 	if c.dockerVersion != "" {
 		if dv, err = selector.ParseDockerVersion(c.dockerVersion); err != nil {
 			return usageErrorf("--docker-version: %v", err)
@@ -212,7 +213,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		}
 		dataRoot = filepath.Clean(doc.DataRoot)
 	}
-	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot}
+	popts := probe.Options{RootPrefix: c.rootPrefix, DataRoot: dataRoot, PriorDirs: drivers.PriorDirs()}
 	flags, err := scanDockerd(c.rootPrefix, &popts)
 	if err != nil {
 		return withCode(ExitRuntime, err)
@@ -385,7 +386,7 @@ func (p *progressWriter) done() {
 // installed but did not tell its version (too slow at boot, broken) is an
 // error, not the newest release: a newer release's choice (the containerd
 // snapshotter "overlayfs" for 29) stops an older dockerd from starting.
-func engineVersion(r *probe.Report, live bool) (selector.DockerVersion, string, error) {
+func engineVersion(r *probe.Report, live bool) (version.Docker, string, error) {
 	d := r.Docker
 	if d.Version != "" {
 		if v, err := selector.ParseDockerVersion(d.Version); err == nil {
@@ -400,7 +401,7 @@ func engineVersion(r *probe.Report, live bool) (selector.DockerVersion, string, 
 				break
 			}
 		}
-		return selector.DockerVersion{}, "", fmt.Errorf("read the version of %s: %s; pass --docker-version (its release, e.g. 20.10) so that the decision fits it; nothing was changed", d.Binary, why)
+		return version.Docker{}, "", fmt.Errorf("read the version of %s: %s; pass --docker-version (its release, e.g. 20.10) so that the decision fits it; nothing was changed", d.Binary, why)
 	}
 	return selector.NewestKnown, "newest-known", nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
+	"github.com/graphprobe/graphprobe/version"
 )
 
 // A dockerd that is installed but whose version could not be read must not
@@ -18,13 +19,13 @@ func TestEngineVersion(t *testing.T) {
 		docker     probe.Docker
 		warnings   []string
 		live       bool
-		want       selector.DockerVersion
+		want       version.Docker
 		wantSource string
 		wantErr    string
 	}{
 		{name: "dockerd answered", live: true,
 			docker: probe.Docker{Binary: "/usr/sbin/dockerd", Version: "20.10.24"},
-			want:   selector.DockerVersion{Major: 20, Minor: 10, Patch: 24}, wantSource: "dockerd"},
+			want:   version.Docker{Major: 20, Minor: 10, Patch: 24}, wantSource: "dockerd"},
 		{name: "no dockerd", live: true,
 			want: selector.NewestKnown, wantSource: "newest-known"},
 		{name: "dockerd timed out", live: true,

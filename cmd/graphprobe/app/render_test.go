@@ -18,7 +18,7 @@ var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
 // a terminal: without the colour codes the text must be exactly the plain
 // render, so no column moved because escape bytes were counted as width.
 func TestColourKeepsAlignment(t *testing.T) {
-	r, err := probe.Run(context.Background(), probe.Options{RootPrefix: filepath.Join(repoRoot, "testdata/hosts/ubuntu-16.04")})
+	r, err := probe.Run(context.Background(), probe.Options{RootPrefix: filepath.Join(repoRoot, "testdata/hosts/ubuntu-16.04"), PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}

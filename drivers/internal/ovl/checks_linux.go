@@ -79,11 +79,6 @@ var refusalHints = map[string]string{
 	"nfs":       "put the data-root on a local filesystem (ext4, xfs)",
 }
 
-// kernelRefuses are the backing filesystems the kernel cannot put
-// overlay's upper layer on, so the test mount would fail anyway: refusing
-// them by name gives the reason instead of "invalid argument".
-var kernelRefuses = []string{"overlayfs", "aufs", "nfs"}
-
 // BackingFS names the filesystem under dir (Docker's name) and refuses the
 // ones overlay cannot run on, with ErrIncompatibleFS.
 //
@@ -92,6 +87,9 @@ var kernelRefuses = []string{"overlayfs", "aufs", "nfs"}
 // #40210), and overlay works on zfs 2.2 and later. The drivers follow
 // today's dockerd and leave zfs and ecryptfs to the test mount; the
 // selector applies the older releases' rules when it decides for them.
+// The ones the kernel refuses as overlay's upper layer (the registry's
+// KernelRefusedFS) would fail the test mount anyway: refusing them by name
+// gives the reason instead of "invalid argument".
 func BackingFS(driver, dir string) (string, error) {
 	backing, err := hostsys.Statfs(dir)
 	if err != nil {
@@ -99,7 +97,7 @@ func BackingFS(driver, dir string) (string, error) {
 	}
 	name := backing.Name
 	info, _ := drivers.Lookup(driver)
-	if slices.Contains(info.RefusedBackingFS, name) && slices.Contains(kernelRefuses, name) {
+	if slices.Contains(info.KernelRefusedFS, name) {
 		return name, drivers.NotSupported(driver, drivers.ErrIncompatibleFS, refusalHints[name],
 			"%s is on %s, which %s does not support as its backing filesystem", dir, name, driver)
 	}
