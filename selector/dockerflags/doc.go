@@ -28,6 +28,13 @@
 // Ubuntu: DOCKER_OPTS) or /etc/sysconfig/docker (RHEL, CentOS 6: OPTIONS
 // and other_args) and /etc/sysconfig/docker-storage
 // (DOCKER_STORAGE_OPTIONS): every storage flag in those variables counts.
+// Those files are shell, and are read with a shell parser as the script's
+// "." would read them, running nothing (a command substitution counts as
+// empty, with a warning); the script passes the variable unquoted, so its
+// value is split at blanks and its quotes reach dockerd as they are. The
+// script of an ExecStart "sh -c" is read the same way, with the unit's
+// variables (RHEL 7's docker 1.10 unit passes $DOCKER_STORAGE_OPTIONS so):
+// the first command in it that starts dockerd counts.
 //
 // Flags are recognised as dockerd's flag parser reads them: -s X, -sX, -s=X,
 // -Ds X (a shorthand after boolean shorthands), --storage-driver X,

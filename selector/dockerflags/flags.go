@@ -60,9 +60,10 @@ const valueShorthands = "HGlpbe"
 
 // daemonArgs returns the arguments dockerd parses as flags in a command
 // line: those after dockerd, after "docker daemon", or after a
-// "docker ... -d" command. ok is false when the command starts no Docker
-// daemon that can be recognised.
-func daemonArgs(args []arg) (rest []arg, ok bool) {
+// "docker ... -d" command, or in the script of "sh -c", where vars gives
+// the unit's variables (nil: none). ok is false when the command starts no
+// Docker daemon that can be recognised.
+func daemonArgs(args []arg, vars unitVar) (rest []arg, ok bool) {
 	for i, a := range args {
 		base := path.Base(a.text)
 		switch {
@@ -78,12 +79,13 @@ func daemonArgs(args []arg) (rest []arg, ok bool) {
 				}
 			}
 		case (base == "sh" || base == "bash" || base == "dash") && i+2 < len(args) && args[i+1].text == "-c":
-			script := args[i+2]
-			var inner []arg
-			for _, w := range splitShell(script.text) {
-				inner = append(inner, arg{text: w, Origin: script.Origin})
+			// The first command of the script that starts dockerd.
+			for _, inner := range scriptCommands(args[i+2], vars) {
+				if rest, ok := daemonArgs(inner, vars); ok {
+					return rest, true
+				}
 			}
-			return daemonArgs(inner)
+			return nil, false
 		}
 	}
 	return nil, false

@@ -41,7 +41,7 @@ func TestScanFlags(t *testing.T) {
 			for _, w := range strings.Fields(tt.cmd) {
 				args = append(args, arg{text: w})
 			}
-			rest, ok := daemonArgs(args)
+			rest, ok := daemonArgs(args, nil)
 			var got []Finding
 			if ok {
 				got = scanFlags(rest)

@@ -208,7 +208,7 @@ func Scan(root string) (*Report, error) {
 			}
 		}
 		args := expand(words, env, ex, used)
-		if rest, ok := daemonArgs(args); ok {
+		if rest, ok := daemonArgs(args, unitVars(env, ex, used)); ok {
 			r.Findings = append(r.Findings, scanFlags(rest)...)
 		} else {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s:%d: ExecStart does not run dockerd directly; flags passed by %s are not seen", ex.file, ex.line, firstWord(args)))
@@ -361,7 +361,7 @@ func expand(words []word, env map[string]assignment, ex located, used map[string
 			}
 			used[path.Clean(a.file)+"\x00"+a.name] = true
 			o := Origin{File: a.file, Line: a.line, Via: via(a.name)}
-			for _, s := range splitShell(a.value) {
+			for _, s := range splitVarWords(a.value) {
 				out = append(out, arg{text: s, Origin: o})
 			}
 			continue
@@ -392,7 +392,7 @@ func (h hostFS) scanLegacy(r *Report) error {
 		if err != nil {
 			return err
 		}
-		as, warnings, err := parseEnvFile(bytes.NewReader(data), lf.path)
+		as, warnings, err := sourceFile(bytes.NewReader(data), lf.path)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", lf.path, err)
 		}
@@ -414,7 +414,7 @@ func (h hostFS) scanLegacy(r *Report) error {
 			a := last[name]
 			o := Origin{File: a.file, Line: a.line, Via: "$" + name}
 			var args []arg
-			for _, s := range splitShell(a.value) {
+			for _, s := range initScriptFields(a.value) {
 				args = append(args, arg{text: s, Origin: o})
 			}
 			r.Findings = append(r.Findings, scanFlags(args)...)

@@ -115,6 +115,26 @@ func TestScan(t *testing.T) {
 			},
 		},
 		{
+			name: "RHEL 7.2 form: sh -c expands the unit's variables",
+			files: map[string]string{
+				usrLibUnit: "[Service]\nEnvironmentFile=-/etc/sysconfig/docker\nEnvironmentFile=-/etc/sysconfig/docker-storage\n" +
+					"ExecStart=/bin/sh -c '/usr/bin/docker-current daemon \\\n  --exec-opt native.cgroupdriver=systemd \\\n" +
+					"  $OPTIONS \\\n  $DOCKER_STORAGE_OPTIONS \\\n  2>&1 | /usr/bin/forward-journald -tag docker'\n",
+				"/etc/sysconfig/docker":         "@rhel7-sysconfig-docker",
+				"/etc/sysconfig/docker-storage": "DOCKER_STORAGE_OPTIONS=\"--storage-driver overlay2 --storage-opt overlay2.override_kernel_check=true\"\n",
+			},
+			want: Report{Init: "systemd", Unit: usrLibUnit,
+				Findings: []Finding{
+					{Key: StorageDriver, Flag: "--storage-driver", Value: "overlay2", File: "/etc/sysconfig/docker-storage", Line: 1, Via: "$DOCKER_STORAGE_OPTIONS in ExecStart at " + usrLibUnit + ":4"},
+					{Key: StorageOpts, Flag: "--storage-opt", Value: "overlay2.override_kernel_check=true", File: "/etc/sysconfig/docker-storage", Line: 1, Via: "$DOCKER_STORAGE_OPTIONS in ExecStart at " + usrLibUnit + ":4"},
+				},
+				Warnings: []string{
+					`/etc/sysconfig/docker: line 5: not an assignment: "if [ -z \"${DOCKER_CERT_PATH}\" ]; then"`,
+					`/etc/sysconfig/docker: line 7: not an assignment: "fi"`,
+				},
+			},
+		},
+		{
 			name:  "Ubuntu 14.04 upstart reads /etc/default/docker",
 			files: map[string]string{"/etc/default/docker": "@ubuntu1404-default-docker", "/etc/init/docker.conf": "description \"Docker daemon\"\n"},
 			want: Report{Init: "sysvinit", Findings: []Finding{
@@ -129,6 +149,29 @@ func TestScan(t *testing.T) {
 			want: Report{Init: "sysvinit", Findings: []Finding{
 				{Key: DataRoot, Flag: "--graph", Value: "/data/docker", File: "/etc/sysconfig/docker", Line: 1, Via: "$other_args"},
 				{Key: StorageDriver, Flag: "--storage-driver", Value: "devicemapper", File: "/etc/sysconfig/docker", Line: 1, Via: "$other_args"},
+			}},
+		},
+		{
+			name: "sysvinit: the value is built from earlier assignments; quotes in it reach dockerd",
+			files: map[string]string{"/etc/default/docker": "DOCKER_OPTS=\"-s aufs\"\n" +
+				"DOCKER_OPTS=\"$DOCKER_OPTS --storage-opt 'aufs.mountopt=dirperm1' --dns $(cat /etc/dns)\"\n"},
+			want: Report{Init: "sysvinit",
+				Findings: []Finding{
+					{Key: StorageDriver, Flag: "-s", Value: "aufs", File: "/etc/default/docker", Line: 2, Via: "$DOCKER_OPTS"},
+					{Key: StorageOpts, Flag: "--storage-opt", Value: "'aufs.mountopt=dirperm1'", File: "/etc/default/docker", Line: 2, Via: "$DOCKER_OPTS"},
+				},
+				Warnings: []string{"/etc/default/docker: line 2: command substitution is not run; it counts as empty"},
+			},
+		},
+		{
+			name: "systemd: an unused sourced file is read as sh",
+			files: map[string]string{
+				libUnit:                 "@docker-ce.service",
+				"/etc/sysconfig/docker": "@rhel7-sysconfig-docker",
+				"/etc/default/docker":   "if true; then\n  DOCKER_OPTS=-s\n  DOCKER_OPTS+=\" vfs\"\nfi\n",
+			},
+			want: Report{Init: "systemd", Unit: libUnit, Findings: []Finding{}, Ignored: []Finding{
+				{Key: StorageDriver, Flag: "-s", Value: "vfs", File: "/etc/default/docker", Line: 3, Via: "not used: docker.service does not pass this variable to dockerd"},
 			}},
 		},
 		{

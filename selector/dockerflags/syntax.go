@@ -96,7 +96,8 @@ type word struct {
 	braced []string
 }
 
-// splitCommand splits an ExecStart= value into words as systemd does:
+// splitCommand splits an ExecStart= value into words as systemd does
+// (systemd.service(5), "Command lines"; not sh, so by hand):
 // whitespace separates words, "..." and '...' quote, and backslash escapes
 // the next character (C escapes \n \t and friends are decoded). $$ is a
 // literal dollar.
@@ -227,10 +228,12 @@ func isName(s string) bool {
 	return true
 }
 
-// splitShell splits a variable's value into words the way dockerd's
-// arguments reach it from "$VAR" (systemd) or an unquoted $VAR (sh):
-// whitespace separates, quotes group.
-func splitShell(s string) []string {
+// splitVarWords splits a variable's value into words the way systemd
+// replaces a "$VAR" word of ExecStart= (systemd.service(5)): whitespace
+// separates, quotes group and are removed. This is systemd's splitting,
+// not sh's (which removes no quotes from an expanded value), so it stays
+// by hand.
+func splitVarWords(s string) []string {
 	var (
 		out []string
 		cur strings.Builder
@@ -277,10 +280,12 @@ type assignment struct {
 	line        int
 }
 
-// parseEnvFile reads a file of NAME=value lines, as both systemd's
-// EnvironmentFile= and the sh that sources /etc/default/docker read the
-// usual forms: comments, "export NAME=...", single and double quotes
-// (which may span lines), backslash escapes and continuations.
+// parseEnvFile reads a file of NAME=value lines as systemd's
+// EnvironmentFile= does (systemd.exec(5)): comments, single and double
+// quotes (which may span lines), backslash escapes and continuations, and
+// "export NAME=..." for files written for sh too. It is not sh (a file
+// that an init script sources is read by sourceFile): systemd runs no
+// command and has no "$VAR" in values, so it stays by hand.
 func parseEnvFile(r io.Reader, file string) ([]assignment, []string, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxLine+1))
 	if err != nil {
