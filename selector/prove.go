@@ -191,7 +191,10 @@ var DefaultWeights = map[string]float64{
 
 // Score gives each benchmarked driver a weighted geometric mean of its
 // medians relative to the best driver per result (1.0 = best everywhere),
-// and a typical spread.
+// and a typical spread. A result below zero is left out: only the
+// per-layer costs can be, when another writer freed space or inodes on the
+// scratch filesystem between the two counts, and such a figure says
+// nothing of the driver (its logarithm would make the score NaN).
 func Score(benchmarks map[string]*bench.Benchmark, weights map[string]float64) (score, spread map[string]float64) {
 	if weights == nil {
 		weights = DefaultWeights
@@ -199,7 +202,7 @@ func Score(benchmarks map[string]*bench.Benchmark, weights map[string]float64) (
 	best := map[string]float64{}
 	for _, db := range benchmarks {
 		for _, r := range db.Results {
-			if r.Samples == 0 {
+			if !scorable(r) {
 				continue
 			}
 			if b, ok := best[r.Name]; !ok || r.Median < b {
@@ -213,7 +216,7 @@ func Score(benchmarks map[string]*bench.Benchmark, weights map[string]float64) (
 		var spreads []float64
 		for _, r := range db.Results {
 			w := weights[bench.Group(r.Name)]
-			if r.Samples == 0 || w == 0 {
+			if !scorable(r) || w == 0 {
 				continue
 			}
 			eps := 1.0
@@ -237,6 +240,10 @@ func Score(benchmarks map[string]*bench.Benchmark, weights map[string]float64) (
 		db.Score = score[name]
 	}
 	return score, spread
+}
+
+func scorable(r bench.Result) bool {
+	return r.Samples > 0 && r.Median >= 0 && !math.IsInf(r.Median, 0) && !math.IsNaN(r.Median)
 }
 
 // ChooseFastest picks among benchmarked drivers: the first in priority

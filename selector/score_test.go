@@ -1,6 +1,7 @@
 package selector
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -137,5 +138,29 @@ func TestDefaultWeights(t *testing.T) {
 	groups := slices.Sorted(slices.Values(bench.Groups))
 	if !slices.Equal(keys, groups) {
 		t.Errorf("DefaultWeights weigh %v, the suite's groups are %v", keys, groups)
+	}
+}
+
+// A per-layer cost below zero (another writer freed inodes on the scratch
+// filesystem between the two counts) is no figure of the driver: it is
+// left out, and no score is NaN, which JSON cannot carry.
+func TestScoreSkipsNegativeCosts(t *testing.T) {
+	benchmarks := map[string]*bench.Benchmark{
+		"overlay2": benchmark(map[string]float64{"create/layers=1/image=200": 200e3, "inodes/container-layer/image=200": -5}),
+		"vfs":      benchmark(map[string]float64{"create/layers=1/image=200": 400e3, "inodes/container-layer/image=200": 201}),
+	}
+	score, _ := Score(benchmarks, nil)
+	for name, s := range score {
+		if math.IsNaN(s) || math.IsInf(s, 0) {
+			t.Fatalf("score of %s = %v", name, s)
+		}
+	}
+	if score["overlay2"] != 1 {
+		t.Errorf("overlay2 is best at the one scorable result: score %v, want 1", score["overlay2"])
+	}
+	// vfs: twice overlay2's create time (weight 1); its inode figure is
+	// the only one left, so the best (weight 0.5).
+	if want := math.Exp((1*math.Log(2) + 0.5*math.Log(1)) / 1.5); math.Abs(score["vfs"]-want) > 1e-4 {
+		t.Errorf("vfs score %v, want %v", score["vfs"], want)
 	}
 }
