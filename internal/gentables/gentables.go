@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/graphprobe/graphprobe/cmd/graphprobe/app"
 	"github.com/graphprobe/graphprobe/drivers"
 	"github.com/graphprobe/graphprobe/selector"
 )
@@ -25,6 +26,7 @@ type Tables struct {
 	Drivers      []string // every driver, in drivers.All() order
 	Snapshotters []string // names --driver takes for a graph driver
 	Releases     []string // selector.MatrixReleases
+	Formats      []string // the values of --format
 }
 
 // Load reads the tables.
@@ -39,6 +41,7 @@ func Load() Tables {
 	for _, a := range aliases {
 		t.Snapshotters = appendNew(t.Snapshotters, a)
 	}
+	t.Formats = app.Formats()
 	for _, v := range selector.MatrixReleases() {
 		t.Releases = append(t.Releases, v.String())
 	}
@@ -66,6 +69,7 @@ var Files = []File{
 			"\tlocal snapshotters=\"" + strings.Join(t.Snapshotters, " ") + "\"",
 			"\t# One Docker release per change of its storage rules.",
 			"\tlocal releases=\"" + strings.Join(t.Releases, " ") + "\"",
+			"\tlocal formats=\"" + strings.Join(t.Formats, " ") + "\"",
 		}}
 	}},
 	{Path: "packaging/completions/_graphprobe", comment: "#", blocks: func(t Tables) map[string][]string {
@@ -75,6 +79,7 @@ var Files = []File{
 			"  snapshotters=(" + strings.Join(t.Snapshotters, " ") + ")",
 			"  # One Docker release per change of its storage rules.",
 			"  releases=(" + strings.Join(t.Releases, " ") + ")",
+			"  formats=(" + strings.Join(t.Formats, " ") + ")",
 		}}
 	}},
 	{Path: "packaging/man/graphprobe.1.in", comment: `.\"`, blocks: func(t Tables) map[string][]string {

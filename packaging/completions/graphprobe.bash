@@ -6,12 +6,13 @@
 _graphprobe() {
 	local cur prev cmd
 	local commands="probe select bench drivers capture matrix version help"
-	# BEGIN generated values (generated from drivers.Info and the release table: go generate ./internal/gentables)
+	# BEGIN generated values (generated from drivers.Info, the release table and the output formats: go generate ./internal/gentables)
 	local drivers="overlay2 fuse-overlayfs btrfs zfs aufs overlay devicemapper vfs"
 	# Containerd snapshotter names that --driver accepts for their graph driver.
 	local snapshotters="overlayfs native devmapper"
 	# One Docker release per change of its storage rules.
 	local releases="17.03.2 18.09.9 20.10.24 23.0.6 24.0.9 25.0.5 29.0.0"
+	local formats="text json yaml"
 	# END generated values
 	local common="--format --data-root --config --root-prefix --docker-version"
 
@@ -38,7 +39,7 @@ _graphprobe() {
 
 	case $prev in
 	--format)
-		mapfile -t COMPREPLY < <(compgen -W "text json yaml" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "$formats" -- "$cur")
 		return 0
 		;;
 	--bench)

@@ -158,7 +158,7 @@ type commonFlags struct {
 
 func addCommon(fs *flagSet) *commonFlags {
 	c := &commonFlags{}
-	c.format = newEnum(fs.FlagSet, "format", "text", "output format: text, json or yaml", "text", "json", "yaml")
+	c.format = newFormatFlag(fs.FlagSet)
 	fs.Var(absPathValue{&c.dataRoot}, "data-root", "Docker's data root (default: data-root from the daemon.json in use, else /var/lib/docker)")
 	fs.StringVar(&c.config, "config", "", "the daemon.json to read and write (default /etc/docker/daemon.json)")
 	fs.StringVar(&c.rootPrefix, "root-prefix", "", "read a captured fixture host instead of the live system")

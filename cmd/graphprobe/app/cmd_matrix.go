@@ -83,7 +83,7 @@ func matrixCommand() *command {
 
 func runMatrix(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("matrix")
-	format := newEnum(fs.FlagSet, "format", "text", "", "text", "json", "yaml")
+	format := newFormatFlag(fs.FlagSet)
 	var versions stringList
 	var expectPath, writeExpect string
 	fs.Var(&versions, "docker-version", "")

@@ -21,7 +21,7 @@ Examples:
   graphprobe version --format json
 `, run: func(ctx context.Context, e *env, args []string) error {
 		fs := newFlagSet("version")
-		format := newEnum(fs.FlagSet, "format", "text", "", "text", "json", "yaml")
+		format := newFormatFlag(fs.FlagSet)
 		pos, err := fs.parse(args)
 		if err != nil {
 			return err
@@ -52,7 +52,7 @@ Examples:
   graphprobe drivers --format json | jq -r '.drivers[] | select(.removedIn == "") | .name'
 `, run: func(ctx context.Context, e *env, args []string) error {
 		fs := newFlagSet("drivers")
-		format := newEnum(fs.FlagSet, "format", "text", "", "text", "json", "yaml")
+		format := newFormatFlag(fs.FlagSet)
 		pos, err := fs.parse(args)
 		if err != nil {
 			return err

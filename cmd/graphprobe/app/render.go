@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,34 +15,57 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// encoders are the machine-readable output formats, each a pure function
+// of the document value (JSON is the tree the schemas describe; YAML has
+// the same tree). A new format is one row here.
+var encoders = []struct {
+	name   string
+	encode func(doc any) ([]byte, error)
+}{
+	{"json", marshalJSON},
+	{"yaml", func(doc any) ([]byte, error) {
+		b, err := marshalJSON(doc)
+		if err != nil {
+			return nil, err
+		}
+		return jsonToYAML(b)
+	}},
+}
+
+// Formats are the values of --format: "text", every command's own
+// rendering for people, then the encoders.
+func Formats() []string {
+	out := []string{"text"}
+	for _, e := range encoders {
+		out = append(out, e.name)
+	}
+	return out
+}
+
+// newFormatFlag adds --format to a command.
+func newFormatFlag(fs *flag.FlagSet) *string {
+	f := Formats()
+	usage := "output format: " + strings.Join(f[:len(f)-1], ", ") + " or " + f[len(f)-1]
+	return newEnum(fs, "format", "text", usage, f...)
+}
+
 // writeDoc prints a document in the chosen format. Rendering is a pure
 // function of the value: text goes through textFn.
 func writeDoc(w io.Writer, format string, doc any, textFn func(io.Writer, *style)) error {
-	switch format {
-	case "json":
-		b, err := marshalJSON(doc)
-		if err != nil {
+	for _, e := range encoders {
+		if e.name == format {
+			b, err := e.encode(doc)
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(b)
 			return err
 		}
-		_, err = w.Write(b)
-		return err
-	case "yaml":
-		b, err := marshalJSON(doc)
-		if err != nil {
-			return err
-		}
-		y, err := jsonToYAML(b)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(y)
-		return err
-	default:
-		var buf bytes.Buffer
-		textFn(&buf, newStyle(w))
-		_, err := w.Write(buf.Bytes())
-		return err
 	}
+	var buf bytes.Buffer
+	textFn(&buf, newStyle(w))
+	_, err := w.Write(buf.Bytes())
+	return err
 }
 
 func marshalJSON(v any) ([]byte, error) {
