@@ -254,30 +254,26 @@ func classifyMount(err error) error {
 	return err
 }
 
-// Docker's overlay driver: one lower, upper, work.
-func testOverlay(scratch string, env *liveEnv) error {
-	f, err := newOverlayFixture(scratch, "overlay", 1)
-	if err != nil {
-		return err
-	}
-	if err := f.Mount(env.indexOff()...); err != nil {
-		return classifyMount(err)
-	}
-	f.unmount()
-	return nil
-}
+// testOverlay is Docker's overlay driver's check: one lower, upper, work.
+var testOverlay = mountTest("overlay", 1)
 
-// overlay2's own check (moby supportsMultipleLowerDir): two lowers.
-func testMultiLowerdir(scratch string, env *liveEnv) error {
-	f, err := newOverlayFixture(scratch, "multi-lower", 2)
-	if err != nil {
-		return err
+// testMultiLowerdir is overlay2's own check (moby supportsMultipleLowerDir):
+// two lowers.
+var testMultiLowerdir = mountTest("multi-lower", 2)
+
+// mountTest is a live test that mounts a fixture stack of lowers layers.
+func mountTest(name string, lowers int) func(string, *liveEnv) error {
+	return func(scratch string, env *liveEnv) error {
+		f, err := newOverlayFixture(scratch, name, lowers)
+		if err != nil {
+			return err
+		}
+		if err := f.Mount(env.indexOff()...); err != nil {
+			return classifyMount(err)
+		}
+		f.unmount()
+		return nil
 	}
-	if err := f.Mount(env.indexOff()...); err != nil {
-		return classifyMount(err)
-	}
-	f.unmount()
-	return nil
 }
 
 // Docker's doesSupportNativeDiff: an opaque dir must not stay opaque

@@ -1,6 +1,7 @@
 package version
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -90,15 +91,7 @@ func (v Docker) IsZero() bool { return v == Docker{} }
 // Compare returns -1, 0 or +1 as v is older than, the same as or newer
 // than o.
 func (v Docker) Compare(o Docker) int {
-	for _, d := range [3]int{v.Major - o.Major, v.Minor - o.Minor, v.Patch - o.Patch} {
-		switch {
-		case d < 0:
-			return -1
-		case d > 0:
-			return 1
-		}
-	}
-	return 0
+	return cmp.Or(cmp.Compare(v.Major, o.Major), cmp.Compare(v.Minor, o.Minor), cmp.Compare(v.Patch, o.Patch))
 }
 
 // Less orders releases.

@@ -1,6 +1,7 @@
 package version
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -149,15 +150,7 @@ func (k Kernel) IsZero() bool { return k.Major == 0 && k.Minor == 0 && k.Patch =
 // does not count: "4.0.0-rc1" has the features of 4.0 for our thresholds,
 // and a distribution's build number says nothing upstream.
 func (k Kernel) Compare(o Kernel) int {
-	for _, d := range [...]int{k.Major - o.Major, k.Minor - o.Minor, k.Patch - o.Patch} {
-		switch {
-		case d < 0:
-			return -1
-		case d > 0:
-			return 1
-		}
-	}
-	return 0
+	return cmp.Or(cmp.Compare(k.Major, o.Major), cmp.Compare(k.Minor, o.Minor), cmp.Compare(k.Patch, o.Patch))
 }
 
 // AtLeast reports whether k's numeric core is min or later.

@@ -94,16 +94,10 @@ var setsVariables = map[string]bool{
 // (NAME=x cmd) set nothing in the sourcing shell and are skipped. A
 // syntax error ends the file with a warning, as it ends sh's ".".
 func sourceFile(r io.Reader, file string) ([]assignment, []string, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxLine+1))
+	s, err := readText(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(data) > maxLine {
-		return nil, nil, fmt.Errorf("over %d bytes", maxLine)
-	}
-	// A file saved with CRLF would leave \r at the end of values; read it
-	// as the author meant it, as before.
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
 	var (
 		out      []assignment
 		warnings []string

@@ -287,14 +287,10 @@ type assignment struct {
 // that an init script sources is read by sourceFile): systemd runs no
 // command and has no "$VAR" in values, so it stays by hand.
 func parseEnvFile(r io.Reader, file string) ([]assignment, []string, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxLine+1))
+	s, err := readText(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(data) > maxLine {
-		return nil, nil, fmt.Errorf("over %d bytes", maxLine)
-	}
-	s := strings.ReplaceAll(string(data), "\r\n", "\n")
 	var (
 		out      []assignment
 		warnings []string
@@ -430,4 +426,17 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// readText reads a small text file whole, with CRLF line ends read as the
+// author meant them (a \r would end up at the end of values).
+func readText(r io.Reader) (string, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxLine+1))
+	if err != nil {
+		return "", err
+	}
+	if len(data) > maxLine {
+		return "", fmt.Errorf("over %d bytes", maxLine)
+	}
+	return strings.ReplaceAll(string(data), "\r\n", "\n"), nil
 }
