@@ -13,7 +13,9 @@
 //     change, following dockerd's own rules release by release.
 //   - Prove initialises (and benchmarks) drivers on the live host, moving
 //     to the next one when an init fails as dockerd does, and decides
-//     again; it is skipped when the plan is already refused.
+//     again; it is skipped when the plan is already refused, unless the
+//     fastest strategy could pick the driver that lifts the refusal (a
+//     DOCKER_DRIVER or -s flag naming another eligible driver).
 //   - Choose applies the strategy (fastest) on the measurements.
 //   - Apply merges the change into daemon.json's bytes without writing.
 //

@@ -74,7 +74,7 @@ func renderDriversText(w io.Writer, s *style, all []drivers.Info) {
 	for _, d := range all {
 		ship := d.AddedIn + "+"
 		if d.RemovedIn != "" {
-			ship = d.AddedIn + "–" + prevRelease(d.RemovedIn)
+			ship = d.AddedIn + "–" + selector.LastShippedLine(d.RemovedIn)
 		}
 		k := d.MinKernel
 		if k == "" {
@@ -94,7 +94,3 @@ func renderDriversText(w io.Writer, s *style, all []drivers.Info) {
 		fmt.Fprintf(w, "%-15s %-13s %-10s %-15s %s\n", d.Name, ship, k, snap, needs)
 	}
 }
-
-// prevRelease names the last release line before removal ("24.0" ->
-// "23.0"), from selector's release table.
-func prevRelease(removed string) string { return selector.LastShippedLine(removed) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/graphprobe/graphprobe/drivers"
 	_ "github.com/graphprobe/graphprobe/drivers/all" // every driver graphprobe can initialise
+	"github.com/graphprobe/graphprobe/drivers/bench"
 	"github.com/graphprobe/graphprobe/probe"
 	"github.com/graphprobe/graphprobe/selector"
 	"github.com/graphprobe/graphprobe/selector/lock"
@@ -109,13 +110,13 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 	var dryRun, force, noLoad bool
 	var driver, policyPath, lockFile, benchstat, stateDir string
 	var lockTimeout time.Duration
-	benchDefault := "quick"
+	benchDefault := bench.Quick
 	if benchOnly {
-		benchDefault = "full"
+		benchDefault = bench.Full
 	}
-	bench := newEnum(fs.FlagSet, "bench", benchDefault, "", "quick", "full", "off")
-	strategy := newEnum(fs.FlagSet, "strategy", "", "", "priority", "fastest")
-	imageStore := newEnum(fs.FlagSet, "image-store", "", "", "graphdriver", "containerd", "default")
+	benchMode := newEnum(fs.FlagSet, "bench", benchDefault, "", bench.Quick, bench.Full, bench.Off)
+	strategy := newEnum(fs.FlagSet, "strategy", "", "", string(policy.StrategyPriority), string(policy.StrategyFastest))
+	imageStore := newEnum(fs.FlagSet, "image-store", "", "", string(policy.ImageStoreGraphDriver), string(policy.ImageStoreContainerd), "default")
 	fs.StringVar(&policyPath, "policy", "", "")
 	fs.BoolVar(&noLoad, "no-load-modules", false, "")
 	fs.StringVar(&benchstat, "benchstat", "", "")
@@ -137,7 +138,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 			return err
 		}
 	}
-	if benchOnly && *bench == "off" {
+	if benchOnly && *benchMode == bench.Off {
 		return usageErrorf("bench: --bench off benchmarks nothing")
 	}
 	var benchDrivers []string
@@ -211,7 +212,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		proof = newProofRun(stateDir, cfgFile, dataRoot, fullProofFlag(fs, force), proofInputs(c, driver, policyPath, *strategy, *imageStore, noLoad))
 	}
 	var progress io.Writer
-	if f, ok := e.stderr.(*os.File); ok && isTerminal(f) && *bench != "off" {
+	if f, ok := e.stderr.(*os.File); ok && isTerminal(f) && *benchMode != bench.Off {
 		progress = &progressWriter{w: f}
 	}
 	decide := func() (*selector.Result, error) {
@@ -232,7 +233,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		return selector.Run(ctx, selector.Request{
 			Report: r, RootPrefix: c.rootPrefix, ConfigFile: cfgFile, Config: doc, Flags: flags,
 			DockerVersion: dv, DockerVersionSource: source, Policy: pol,
-			Driver: driver, Force: force, DryRun: dryRun || proof.reusing(), Bench: *bench, Strategy: *strategy,
+			Driver: driver, Force: force, DryRun: dryRun || proof.reusing(), Bench: *benchMode, Strategy: *strategy,
 			LoadModules: !noLoad, BenchOnly: benchOnly, BenchDrivers: benchDrivers,
 			Progress: progress, Exec: probe.RunCommand, Proven: proof.reusing(), ImageStore: *imageStore,
 		})
@@ -276,7 +277,7 @@ func runSelect(ctx context.Context, e *env, args []string, benchOnly bool) error
 		out = selectOutput{Result: res, Proof: &proof.status}
 	}
 	if err := writeDoc(e.stdout, *c.format, out, func(w io.Writer, s *style) {
-		renderSelectText(w, s, res, dryRun, *bench == "full")
+		renderSelectText(w, s, res, dryRun, *benchMode == bench.Full)
 		renderProofText(w, s, proof)
 	}); err != nil {
 		return err
