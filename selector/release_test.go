@@ -141,9 +141,5 @@ func TestDaemonJSONAgrees(t *testing.T) {
 		if kept := len(res.Opts) == 1; kept != r.OverrideKernelCheckHonoured() {
 			t.Errorf("%s: daemonjson keeps override_kernel_check %v, the table says honoured %v", v, kept, r.OverrideKernelCheckHonoured())
 		}
-		def := daemonjson.SnapshotterFor(v, nil, true) == daemonjson.SnapshotterKeep
-		if def != r.ContainerdStoreDefault() {
-			t.Errorf("%s: daemonjson's containerd default %v, the table %v", v, def, r.ContainerdStoreDefault())
-		}
 	}
 }

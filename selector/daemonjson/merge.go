@@ -48,8 +48,8 @@ type Change struct {
 	// Empty removes a non-empty storage-opts key; an empty array someone
 	// else wrote is left alone.
 	Opts []string
-	// Snapshotter is the change to features.containerd-snapshotter (see
-	// SnapshotterFor).
+	// Snapshotter is the change to features.containerd-snapshotter (the
+	// selector's image-store rules decide it).
 	Snapshotter SnapshotterChange
 }
 

@@ -127,40 +127,8 @@ var (
 	// unknown option that stops dockerd from 24.0.
 	okcIgnoredSince = version.Docker{Major: 19, Minor: 3, Patch: 7}
 	okcRefusedSince = version.Docker{Major: 24}
-	// The containerd image store is the default from 29.0.
-	containerdDefaultSince = version.Docker{Major: 29}
 )
 
 // atLeast is v.AtLeast(o), where the zero version, "not known", counts as
 // the newest release, the contract's default.
 func atLeast(v, o version.Docker) bool { return v.IsZero() || v.AtLeast(o) }
-
-// SnapshotterFor returns the smallest change to
-// features.containerd-snapshotter that gives the wanted image store on
-// Docker dockerVersion, given the current document. From Docker 29 the
-// containerd store is the default and a graph driver name in
-// storage-driver selects the graph driver store by itself, so only an
-// explicit setting that contradicts the choice is changed (a contradicting
-// true is set to false; a contradicting false is removed). Before 29 the
-// containerd store is opt-in: it needs true, and a true must go for the
-// graph driver store.
-func SnapshotterFor(dockerVersion version.Docker, doc *Document, containerd bool) SnapshotterChange {
-	var cur *bool
-	if doc != nil {
-		cur = doc.Snapshotter
-	}
-	v29 := atLeast(dockerVersion, containerdDefaultSince)
-	switch {
-	case containerd && cur != nil && *cur:
-		return SnapshotterKeep
-	case containerd && v29 && cur == nil:
-		return SnapshotterKeep
-	case containerd && v29:
-		return SnapshotterUnset
-	case containerd:
-		return SnapshotterOn
-	case cur != nil && *cur:
-		return SnapshotterOff
-	}
-	return SnapshotterKeep
-}

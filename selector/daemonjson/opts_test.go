@@ -133,43 +133,6 @@ func TestAtLeast(t *testing.T) {
 	}
 }
 
-func TestSnapshotterFor(t *testing.T) {
-	doc := func(s string) *Document {
-		d, err := Parse("t", []byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	unset, on, off := doc(`{}`), doc(`{"features":{"containerd-snapshotter":true}}`), doc(`{"features":{"containerd-snapshotter":false}}`)
-	tests := []struct {
-		name       string
-		version    string
-		doc        *Document
-		containerd bool
-		want       SnapshotterChange
-	}{
-		{"29 graph driver, unset: the driver name decides", "29.0.0", unset, false, SnapshotterKeep},
-		{"29 graph driver, explicit true must go", "29.0.0", on, false, SnapshotterOff},
-		{"29 graph driver, explicit false kept", "29.0.0", off, false, SnapshotterKeep},
-		{"29 containerd, unset: the default", "29.0.0", unset, true, SnapshotterKeep},
-		{"29 containerd, explicit false removed", "29.1.0", off, true, SnapshotterUnset},
-		{"29 containerd, explicit true kept", "29.0.0", on, true, SnapshotterKeep},
-		{"27 containerd needs opting in", "27.3.1", unset, true, SnapshotterOn},
-		{"27 containerd over false", "27.3.1", off, true, SnapshotterOn},
-		{"27 graph driver over true", "27.3.1", on, false, SnapshotterOff},
-		{"27 graph driver, unset", "27.3.1", unset, false, SnapshotterKeep},
-		{"no document", "28.0.0", nil, false, SnapshotterKeep},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := SnapshotterFor(dockerVersion(tt.version), tt.doc, tt.containerd); got != tt.want {
-				t.Fatalf("got %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestDiff(t *testing.T) {
 	old := []byte("{\n  \"debug\": true,\n  \"storage-driver\": \"aufs\"\n}\n")
 	new := []byte("{\n  \"debug\": true,\n  \"storage-driver\": \"overlay2\"\n}\n")
