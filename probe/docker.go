@@ -92,14 +92,17 @@ func pingDocker(sock string, timeout time.Duration) error {
 }
 
 // loadModules runs modprobe for the storage modules that are loadable but
-// not loaded, as dockerd would at start. Only with --load-modules.
+// not loaded, as dockerd would at start (overlay and aufs: the drivers
+// whose init loads their module). Only with --load-modules. The module,
+// filesystem and kernel option come from the facts' rows.
 func (p *prober) loadModules() {
 	loaded := false
-	for _, m := range []struct{ module, fs, config string }{
-		{"overlay", "overlay", "CONFIG_OVERLAY_FS"},
-		{"aufs", "aufs", "CONFIG_AUFS_FS"},
-	} {
-		if st, _ := p.mods.state(m.module, m.fs, m.config); st != ModuleLoadable {
+	for i := range factRows {
+		m := &factRows[i]
+		if m.name != FactOverlay && m.name != FactAufs {
+			continue
+		}
+		if st, _ := p.mods.state(m.module, m.filesystem, m.config); st != ModuleLoadable {
 			continue
 		}
 		if out, err := p.opts.Exec(p.ctx, "modprobe", m.module); err != nil {
