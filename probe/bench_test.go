@@ -18,7 +18,7 @@ func BenchmarkProbeLive(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := Run(context.Background(), Options{DataRoot: dr})
+		r, err := Run(context.Background(), Options{DataRoot: dr, PriorDirs: testPriorDirs})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func BenchmarkProbeFixture(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Run(context.Background(), Options{RootPrefix: dir}); err != nil {
+		if _, err := Run(context.Background(), Options{RootPrefix: dir, PriorDirs: testPriorDirs}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,7 +234,7 @@ func TestFixtureCaptured(t *testing.T) {
 
 func TestNotRoot(t *testing.T) {
 	uid := 1000
-	r, err := Run(context.Background(), Options{DataRoot: t.TempDir(), Euid: &uid})
+	r, err := Run(context.Background(), Options{DataRoot: t.TempDir(), Euid: &uid, PriorDirs: testPriorDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,4 +270,27 @@ func hasWarning(r *Report, sub string) bool {
 		}
 	}
 	return false
+}
+
+// A probe asked for no prior-state dirs at all is a caller's mistake that
+// would let a decision hide a host's images: it is an error, while an
+// empty list skips the check on purpose.
+func TestPriorDirsRequired(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), Options{DataRoot: dir}); !errors.Is(err, ErrNoPriorDirs) {
+		t.Fatalf("Run without PriorDirs: err %v, want ErrNoPriorDirs", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "overlay2", "l"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{DataRoot: dir, PriorDirs: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.PriorDrivers) != 0 {
+		t.Errorf("an empty PriorDirs looked for prior state anyway: %v", r.PriorDrivers)
+	}
+	if r, err = Run(context.Background(), Options{DataRoot: dir, PriorDirs: testPriorDirs}); err != nil || len(r.PriorDrivers) != 1 {
+		t.Errorf("prior drivers %v (err %v), want [overlay2]", r.PriorDrivers, err)
+	}
 }

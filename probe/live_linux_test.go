@@ -154,7 +154,7 @@ func TestLiveSymlinkedDataRoot(t *testing.T) {
 	if err := os.Symlink(fs.Dir, link); err != nil {
 		t.Fatal(err)
 	}
-	r, err := probe.Run(context.Background(), probe.Options{DataRoot: link})
+	r, err := probe.Run(context.Background(), probe.Options{DataRoot: link, PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}

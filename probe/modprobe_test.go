@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"github.com/graphprobe/graphprobe/drivers"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -84,7 +85,7 @@ func TestNativeDiffBeforeOverlayLoads(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r, err := probe.Run(context.Background(), probe.Options{RootPrefix: root})
+			r, err := probe.Run(context.Background(), probe.Options{RootPrefix: root, PriorDirs: drivers.PriorDirs()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -67,9 +67,15 @@ type Options struct {
 	// PriorDirs are the directories under the data-root whose entries are
 	// a storage driver's images and containers (drivers.PriorDirs; the
 	// caller passes them, since probe knows no driver table); the first
-	// path element names the driver in Report.PriorDrivers.
+	// path element names the driver in Report.PriorDrivers. It is
+	// required: a probe that silently looked for no prior state would let
+	// a decision hide a host's images. An empty, non-nil slice says that
+	// the caller wants no prior-state check.
 	PriorDirs []string
 }
+
+// ErrNoPriorDirs is Run's error when Options.PriorDirs is nil.
+var ErrNoPriorDirs = errors.New("probe: Options.PriorDirs is nil: pass drivers.PriorDirs(), or an empty slice to skip the prior-state check")
 
 // ExecFunc runs name with args and returns its combined output.
 type ExecFunc func(ctx context.Context, name string, args ...string) ([]byte, error)
@@ -90,6 +96,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if opts.DataRoot != "" && !path.IsAbs(opts.DataRoot) {
 		return nil, fmt.Errorf("data-root %q: must be an absolute path", opts.DataRoot)
+	}
+	if opts.PriorDirs == nil {
+		return nil, ErrNoPriorDirs
 	}
 	if opts.Exec == nil {
 		opts.Exec = defaultExec

@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"github.com/graphprobe/graphprobe/drivers"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func TestUserxattrNeedsUpperXattrs(t *testing.T) {
 	if err := unix.Setxattr(dir, "user.graphprobe", []byte("y"), 0); err == nil {
 		t.Skip("this kernel's ramfs stores user.* xattrs")
 	}
-	r, err := probe.Run(context.Background(), probe.Options{DataRoot: filepath.Join(dir, "docker")})
+	r, err := probe.Run(context.Background(), probe.Options{DataRoot: filepath.Join(dir, "docker"), PriorDirs: drivers.PriorDirs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestUserxattrNeedsUpperXattrs(t *testing.T) {
 	// it must still say yes.
 	if kv, ok := r.Kernel.Parsed(); ok && kv.AtLeast(version.K(6, 6)) {
 		tmp := testutil.NewFS(t, testutil.Tmpfs, 0)
-		r, err := probe.Run(context.Background(), probe.Options{DataRoot: filepath.Join(tmp.Dir, "docker")})
+		r, err := probe.Run(context.Background(), probe.Options{DataRoot: filepath.Join(tmp.Dir, "docker"), PriorDirs: drivers.PriorDirs()})
 		if err != nil {
 			t.Fatal(err)
 		}
