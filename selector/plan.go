@@ -85,7 +85,7 @@ func (d *Decision) plan(in Inputs) {
 		return
 	}
 
-	opts := daemonjson.StorageOpts(in.Configured.StorageOpts, d.StorageDriver, d.DockerVersion, d.StorageOpts)
+	opts := daemonjson.StorageOpts(in.Configured.StorageOpts, d.StorageDriver, StorageRules(d.DockerVersion), d.StorageOpts)
 	w := &Write{Opts: opts.Opts, Dropped: opts.Dropped, Change: daemonjson.Change{Driver: d.StorageDriver, Opts: opts.Opts}}
 	if v := d.SetContainerdSnapshotter; v != nil {
 		w.Change.Snapshotter = daemonjson.SnapshotterOff

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/graphprobe/graphprobe/drivers"
+	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/version"
 )
 
@@ -38,7 +39,7 @@ type Release struct {
 	// dockerd only tries a mount (moby #40210).
 	RefusesOverlayFSByName bool
 	// OverrideKernelCheck is what overlay2.override_kernel_check does.
-	OverrideKernelCheck kernelCheckOption
+	OverrideKernelCheck daemonjson.KernelCheck
 	// ContainerdStore is whether the containerd image store exists and
 	// whether it is the default on a fresh host.
 	ContainerdStore storeAvailability
@@ -59,17 +60,15 @@ const (
 	checkMount
 )
 
-// kernelCheckOption is what overlay2.override_kernel_check does in a
-// release.
-type kernelCheckOption int
-
+// What overlay2.override_kernel_check does in a release; daemonjson
+// applies it to the storage-opts it writes (StorageRules).
 const (
 	// okcHonoured: the option skips the kernel version check.
-	okcHonoured kernelCheckOption = iota
+	okcHonoured = daemonjson.KernelCheckHonoured
 	// okcIgnored: accepted but does nothing (19.03.7–23.0).
-	okcIgnored
+	okcIgnored = daemonjson.KernelCheckIgnored
 	// okcRefused: an unknown option that stops dockerd (24 and later).
-	okcRefused
+	okcRefused = daemonjson.KernelCheckRefused
 )
 
 // storeAvailability is the containerd image store's state in a release.
@@ -115,6 +114,22 @@ var releases = []Release{
 		Overlay2Check: checkMount, OverrideKernelCheck: okcRefused, ContainerdStore: storeOptIn},
 	{Since: dv("29.0"), Sample: dv("29.0.0"), Priority: priority2500,
 		Overlay2Check: checkMount, OverrideKernelCheck: okcRefused, ContainerdStore: storeDefault},
+}
+
+// StorageRules are the rules daemonjson applies to the storage-opts it
+// writes for release v (the zero version: the newest), with the releases
+// that changed them, for the reasons it gives.
+func StorageRules(v version.Docker) daemonjson.Rules {
+	r := daemonjson.Rules{KernelCheck: ReleaseFor(v).OverrideKernelCheck}
+	for _, row := range releases {
+		switch {
+		case row.OverrideKernelCheck == okcIgnored && r.KernelCheckIgnoredSince.IsZero():
+			r.KernelCheckIgnoredSince = row.Since
+		case row.OverrideKernelCheck == okcRefused && r.KernelCheckRefusedSince.IsZero():
+			r.KernelCheckRefusedSince = row.Since
+		}
+	}
+	return r
 }
 
 // Releases returns the release table, oldest first.

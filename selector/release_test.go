@@ -122,9 +122,10 @@ func TestReleaseFor(t *testing.T) {
 	}
 }
 
-// TestDaemonJSONAgrees: daemonjson, below selector, keeps the releases
-// that change what daemon.json may hold; they must be the table's.
-func TestDaemonJSONAgrees(t *testing.T) {
+// TestStorageRules: what daemonjson does with override_kernel_check is
+// the table's row for each release, and the releases it names in its
+// reasons are the rows where the rule changed.
+func TestStorageRules(t *testing.T) {
 	var vs []version.Docker
 	for _, r := range releases {
 		vs = append(vs, r.Since, r.Sample)
@@ -137,9 +138,23 @@ func TestDaemonJSONAgrees(t *testing.T) {
 			continue
 		}
 		r := ReleaseFor(v)
-		res := daemonjson.StorageOpts([]string{"overlay2.override_kernel_check=true"}, "overlay2", v, nil)
+		res := daemonjson.StorageOpts([]string{"overlay2.override_kernel_check=true"}, "overlay2", StorageRules(v), nil)
 		if kept := len(res.Opts) == 1; kept != r.OverrideKernelCheckHonoured() {
 			t.Errorf("%s: daemonjson keeps override_kernel_check %v, the table says honoured %v", v, kept, r.OverrideKernelCheckHonoured())
 		}
+	}
+	rules := StorageRules(version.Docker{})
+	if rules.KernelCheck != okcRefused {
+		t.Errorf("the newest release's rule is %v, want refused", rules.KernelCheck)
+	}
+	if got, want := rules.KernelCheckIgnoredSince, version.MustDocker("19.03.7"); got != want {
+		t.Errorf("ignored since %s, want %s", got, want)
+	}
+	if got, want := rules.KernelCheckRefusedSince, version.MustDocker("24.0"); got != want {
+		t.Errorf("refused since %s, want %s", got, want)
+	}
+	res := daemonjson.StorageOpts([]string{"overlay2.override_kernel_check=true"}, "overlay2", StorageRules(version.MustDocker("20.10.24")), nil)
+	if want := "overlay2.override_kernel_check is ignored since Docker 19.03.7 and stops Docker 24 from starting"; len(res.Dropped) != 1 || res.Dropped[0].Reason != want {
+		t.Errorf("20.10.24 drops %+v, want the reason %q", res.Dropped, want)
 	}
 }

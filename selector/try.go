@@ -155,7 +155,7 @@ func storageOptsFor(d *Decision, names []string, existing []string) map[string][
 	out := map[string][]string{}
 	for _, n := range names {
 		if c := d.Candidate(n); c != nil {
-			for _, o := range daemonjson.StorageOpts(existing, n, d.DockerVersion, c.StorageOpts).Opts {
+			for _, o := range daemonjson.StorageOpts(existing, n, StorageRules(d.DockerVersion), c.StorageOpts).Opts {
 				if !strings.Contains(o, "override_kernel_check") {
 					out[n] = append(out[n], o)
 				}
@@ -184,7 +184,7 @@ type userOpt struct{ opt, from string }
 // daemon.json, or in the policy.
 func userStorageOpts(name string, existing []string, policyOpts map[string][]string, dv version.Docker) []userOpt {
 	var out []userOpt
-	for _, o := range daemonjson.StorageOpts(existing, name, dv, nil).Opts {
+	for _, o := range daemonjson.StorageOpts(existing, name, StorageRules(dv), nil).Opts {
 		out = append(out, userOpt{o, "daemon.json"})
 	}
 	for _, o := range policyOpts[name] {

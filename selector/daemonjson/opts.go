@@ -42,15 +42,43 @@ type OptsResult struct {
 	Added []string `json:"added,omitempty"`
 }
 
+// Rules are what the target Docker release does with the storage-opts
+// whose meaning changed between releases. selector's release table fills
+// them in (selector.StorageRules), so that no release is known here; the
+// zero value is the newest release's rules.
+type Rules struct {
+	// KernelCheck is what the release does with
+	// overlay2.override_kernel_check (and overlay's).
+	KernelCheck KernelCheck
+	// KernelCheckIgnoredSince and KernelCheckRefusedSince are the releases
+	// that stopped honouring the option and that refuse it, named in the
+	// reasons given.
+	KernelCheckIgnoredSince, KernelCheckRefusedSince version.Docker
+}
+
+// KernelCheck is what a release does with override_kernel_check.
+type KernelCheck int
+
+const (
+	// KernelCheckRefused: an unknown option, which stops dockerd (the
+	// zero value: the newest releases).
+	KernelCheckRefused KernelCheck = iota
+	// KernelCheckIgnored: accepted and ignored; it stops dockerd once the
+	// host is upgraded to a release that refuses it.
+	KernelCheckIgnored
+	// KernelCheckHonoured: the option skips dockerd's kernel version check.
+	KernelCheckHonoured
+)
+
 // StorageOpts computes the storage-opts for driver from the existing list
-// and the policy's options for that driver, for the Docker release
-// dockerVersion (the zero version means the newest). It keeps the existing options that
+// and the policy's options for that driver, under the target release's
+// rules. It keeps the existing options that
 // belong to driver in their order, drops the others (dockerd refuses
 // options of other drivers), drops overlay2.override_kernel_check where
 // Docker ignores or refuses it, and applies the policy's options, which
 // replace an existing option with the same key in place. Every dropped
 // option is reported with its reason so that the caller can show it.
-func StorageOpts(existing []string, driver string, dockerVersion version.Docker, policy []string) OptsResult {
+func StorageOpts(existing []string, driver string, rules Rules, policy []string) OptsResult {
 	var res OptsResult
 	res.Opts = []string{}
 	index := map[string]int{} // key → position in res.Opts
@@ -69,7 +97,7 @@ func StorageOpts(existing []string, driver string, dockerVersion version.Docker,
 			res.Dropped = append(res.Dropped, DroppedOpt{Opt: opt, Reason: "not in key=value form: dockerd refuses it"})
 			continue
 		}
-		if reason := refuseOption(driver, key, dockerVersion); reason != "" {
+		if reason := refuseOption(driver, key, rules); reason != "" {
 			res.Dropped = append(res.Dropped, DroppedOpt{Opt: opt, Reason: reason})
 			continue
 		}
@@ -81,7 +109,7 @@ func StorageOpts(existing []string, driver string, dockerVersion version.Docker,
 			res.Dropped = append(res.Dropped, DroppedOpt{Opt: opt, Reason: "policy option not in key=value form: dockerd refuses it"})
 			continue
 		}
-		if reason := refuseOption(driver, key, dockerVersion); reason != "" {
+		if reason := refuseOption(driver, key, rules); reason != "" {
 			res.Dropped = append(res.Dropped, DroppedOpt{Opt: opt, Reason: "policy option: " + reason})
 			continue
 		}
@@ -102,7 +130,7 @@ func StorageOpts(existing []string, driver string, dockerVersion version.Docker,
 }
 
 // refuseOption says why key cannot be kept for driver, or "".
-func refuseOption(driver, key string, dockerVersion version.Docker) string {
+func refuseOption(driver, key string, rules Rules) string {
 	if !OptionBelongs(driver, key) {
 		if owner := drivers.OptionOwner(key); owner != "" {
 			return fmt.Sprintf("an option of %s, not %s: dockerd refuses another driver's options", owner, driver)
@@ -110,25 +138,26 @@ func refuseOption(driver, key string, dockerVersion version.Docker) string {
 		return fmt.Sprintf("not an option of %s: dockerd refuses unknown options", driver)
 	}
 	if key == driver+".override_kernel_check" && (driver == "overlay2" || driver == "overlay") {
-		switch {
-		case atLeast(dockerVersion, okcRefusedSince):
-			return fmt.Sprintf("%s is an unknown option from Docker 24 on: dockerd would not start", key)
-		case atLeast(dockerVersion, okcIgnoredSince):
-			return fmt.Sprintf("%s is ignored since Docker 19.03.7 and stops Docker 24 from starting", key)
+		switch rules.KernelCheck {
+		case KernelCheckRefused:
+			if rules.KernelCheckRefusedSince.IsZero() {
+				return fmt.Sprintf("%s is an unknown option in the newest Docker releases: dockerd would not start", key)
+			}
+			return fmt.Sprintf("%s is an unknown option from Docker %s on: dockerd would not start", key, releaseName(rules.KernelCheckRefusedSince))
+		case KernelCheckIgnored:
+			return fmt.Sprintf("%s is ignored since Docker %s and stops Docker %s from starting", key, releaseName(rules.KernelCheckIgnoredSince), releaseName(rules.KernelCheckRefusedSince))
 		}
 	}
 	return ""
 }
 
-// The releases that changed what daemon.json may hold; selector's release
-// table has the same rows, and its tests hold the two to each other.
-var (
-	// overlay2.override_kernel_check is ignored from 19.03.7 and an
-	// unknown option that stops dockerd from 24.0.
-	okcIgnoredSince = version.Docker{Major: 19, Minor: 3, Patch: 7}
-	okcRefusedSince = version.Docker{Major: 24}
-)
-
-// atLeast is v.AtLeast(o), where the zero version, "not known", counts as
-// the newest release, the contract's default.
-func atLeast(v, o version.Docker) bool { return v.IsZero() || v.AtLeast(o) }
+// releaseName names a release as release notes do: "19.03.7", "24".
+func releaseName(v version.Docker) string {
+	switch {
+	case v.Patch != 0:
+		return v.String()
+	case v.Major >= 23 && v.Minor == 0:
+		return fmt.Sprint(v.Major)
+	}
+	return v.Line()
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphprobe/graphprobe/selector"
 	"github.com/graphprobe/graphprobe/selector/daemonjson"
 	"github.com/graphprobe/graphprobe/version"
 )
@@ -33,7 +34,7 @@ func FuzzStorageOpts(f *testing.F) {
 		}
 		ex, pol := split(existing), split(policy)
 		dv, _ := version.ParseDocker(release) // unreadable: the zero version, the newest
-		res := daemonjson.StorageOpts(ex, driver, dv, pol)
+		res := daemonjson.StorageOpts(ex, driver, selector.StorageRules(dv), pol)
 		keys := map[string]bool{}
 		for _, o := range res.Opts {
 			k, ok := daemonjson.OptionKey(o)
@@ -50,7 +51,7 @@ func FuzzStorageOpts(f *testing.F) {
 				t.Fatalf("%q was neither kept nor reported as dropped: %+v", o, res)
 			}
 		}
-		again := daemonjson.StorageOpts(res.Opts, driver, dv, pol)
+		again := daemonjson.StorageOpts(res.Opts, driver, selector.StorageRules(dv), pol)
 		if !slices.Equal(again.Opts, res.Opts) {
 			t.Fatalf("not stable: %q -> %q", res.Opts, again.Opts)
 		}
