@@ -2,6 +2,7 @@ package selector
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/graphprobe/graphprobe/drivers"
@@ -34,7 +35,7 @@ func PolicyInputs(pol *policy.Policy, dv version.Docker, imageStore string) Inpu
 		order := pol.Order(ReleaseFor(dv).Priority)
 		in.Priority = order
 		for _, n := range drivers.Names() {
-			if !contains(order, n) {
+			if !slices.Contains(order, n) {
 				in.Exclude = append(in.Exclude, n)
 			}
 		}

@@ -1,6 +1,7 @@
 package selector
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,7 +137,7 @@ func TestChoose(t *testing.T) {
 func TestPolicyInputs(t *testing.T) {
 	pol := &policy.Policy{Priority: []string{"vfs"}, ImageStore: policy.ImageStoreContainerd}
 	in := PolicyInputs(pol, version.MustDocker("29.0.0"), "")
-	if strings.Join(in.Priority, ",") != "vfs" || !contains(in.Exclude, "overlay2") || contains(in.Exclude, "vfs") {
+	if strings.Join(in.Priority, ",") != "vfs" || !slices.Contains(in.Exclude, "overlay2") || slices.Contains(in.Exclude, "vfs") {
 		t.Errorf("priority %q exclude %q", in.Priority, in.Exclude)
 	}
 	if in.ImageStore != policy.ImageStoreContainerd {

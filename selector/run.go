@@ -325,12 +325,3 @@ func environment(r *probe.Report) map[string]string {
 	}
 	return env
 }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

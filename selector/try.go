@@ -148,17 +148,13 @@ func mergeProve(a, b *ProveResult) *ProveResult {
 
 // storageOptsFor are the options each driver is initialised with: those
 // daemon.json would hold if it were chosen (the existing ones that belong
-// to it, the policy's, graphprobe's own), less override_kernel_check,
-// which is for old dockerd's version check where graphprobe's drivers
-// test.
+// to it, the policy's, graphprobe's own), less override_kernel_check.
 func storageOptsFor(d *Decision, names []string, existing []string) map[string][]string {
 	out := map[string][]string{}
 	for _, n := range names {
 		if c := d.Candidate(n); c != nil {
-			for _, o := range daemonjson.StorageOpts(existing, n, StorageRules(d.DockerVersion), c.StorageOpts).Opts {
-				if !strings.Contains(o, "override_kernel_check") {
-					out[n] = append(out[n], o)
-				}
+			if opts := withoutKernelCheck(daemonjson.StorageOpts(existing, n, StorageRules(d.DockerVersion), c.StorageOpts).Opts); len(opts) > 0 {
+				out[n] = opts
 			}
 		}
 	}
@@ -167,12 +163,19 @@ func storageOptsFor(d *Decision, names []string, existing []string) map[string][
 
 // graphprobeOpts are the options graphprobe itself adds for a driver.
 func graphprobeOpts(d *Decision, name string) []string {
-	var out []string
 	if c := d.Candidate(name); c != nil {
-		for _, o := range c.OwnOpts {
-			if !strings.Contains(o, "override_kernel_check") {
-				out = append(out, o)
-			}
+		return withoutKernelCheck(c.OwnOpts)
+	}
+	return nil
+}
+
+// withoutKernelCheck leaves out override_kernel_check, which is for old
+// dockerd's kernel version check where graphprobe's drivers test.
+func withoutKernelCheck(opts []string) []string {
+	var out []string
+	for _, o := range opts {
+		if !strings.Contains(o, "override_kernel_check") {
+			out = append(out, o)
 		}
 	}
 	return out
